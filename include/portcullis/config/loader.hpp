@@ -1,0 +1,42 @@
+#pragma once
+// Loading a policy: YAML text -> validated Policy. Every problem is collected (not just the
+// first) and reported as `FILE:LINE:COL: message`; unknown keys, wrong types, out-of-range values
+// and keys of protections this build does not enforce are errors, so a typo can never silently
+// switch a protection off. Files the policy names (certificates, keys, CA bundles, token files)
+// are opened and checked as part of loading.
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "portcullis/config/policy.hpp"
+
+namespace portcullis::config {
+
+struct Diagnostic {
+  std::string file;
+  int line = 0;  // 1-based; 0 when the problem has no place in a file (file unreadable)
+  int column = 0;
+  std::string message;
+
+  std::string to_string() const;  // "FILE:LINE:COL: message"
+};
+
+class PolicyError : public std::runtime_error {
+ public:
+  explicit PolicyError(std::vector<Diagnostic> diagnostics);
+  const std::vector<Diagnostic>& diagnostics() const { return diagnostics_; }
+
+ private:
+  std::vector<Diagnostic> diagnostics_;
+};
+
+// Loads and validates the policy at `file`. Relative paths inside it resolve against the file's
+// folder. Throws PolicyError with every diagnostic found.
+Policy load_policy(const std::filesystem::path& file);
+
+// Same, from text already in memory; `file` names it in diagnostics and anchors relative paths.
+Policy load_policy_text(const std::string& yaml_text, const std::filesystem::path& file);
+
+}  // namespace portcullis::config

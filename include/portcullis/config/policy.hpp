@@ -1,0 +1,180 @@
+#pragma once
+// The policy: an immutable, fully validated picture of one YAML policy file. Everything a
+// request needs is resolved here at load time (absolute file paths, parsed addresses and CIDRs,
+// route -> upstream indices), so the request path never parses or looks up configuration text.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "portcullis/core/ip.hpp"
+
+namespace portcullis::config {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value was written, for diagnostics raised after loading (for example a certificate
+// that OpenSSL refuses when a listener starts). Lines and columns are 1-based.
+struct Location {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+// "host:port" split and checked; host is an IP literal or a name ("[::1]:8443" for IPv6).
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string text;  // as written
+};
+
+enum class TlsVersion { tls1_2, tls1_3 };
+enum class ClientAuth { none, optional, required };
+
+struct CertificateFiles {
+  std::string cert_file;  // absolute path to a PEM chain, leaf first
+  std::string key_file;   // absolute path to the PEM private key
+  Location location;
+};
+
+struct ListenerTls {
+  std::vector<CertificateFiles> certificates;  // at least one; first is the default for SNI
+  TlsVersion min_version = TlsVersion::tls1_2;
+  std::string ciphers;    // TLS 1.2 cipher list; empty = ECDHE with AEAD only
+  std::string client_ca;  // absolute path of a PEM bundle, empty = no client certificates asked
+  ClientAuth client_auth = ClientAuth::none;
+};
+
+// Exactly one of `tls` and `redirect_https` is set: a listener either terminates TLS and
+// proxies, or speaks plain HTTP and only answers 308 towards https.
+struct Listener {
+  HostPort address;
+  std::optional<ListenerTls> tls;
+  bool redirect_https = false;
+  Location location;
+};
+
+struct AdminSettings {
+  HostPort address{"127.0.0.1", 9901, "127.0.0.1:9901"};
+  std::string token_file;  // absolute path, empty = write endpoints off
+};
+
+struct Limits {
+  std::uint64_t max_connections = 10000;
+  std::uint64_t max_connections_per_ip = 256;
+  std::uint64_t max_uri_bytes = 8 * 1024;
+  std::uint64_t max_header_bytes = 16 * 1024;
+  std::uint64_t max_header_count = 100;
+  std::uint64_t max_body_bytes = 1024 * 1024;
+  Duration header_timeout = std::chrono::seconds(10);
+  Duration body_timeout = std::chrono::seconds(30);
+  Duration idle_timeout = std::chrono::seconds(60);
+  Duration drain_timeout = std::chrono::seconds(30);
+};
+
+struct RequestIdSettings {
+  std::string header = "X-Request-Id";
+  bool trust_incoming = false;
+};
+
+struct ServerSettings {
+  unsigned workers = 0;  // 0 = one per CPU core
+  std::vector<Listener> listen;
+  AdminSettings admin;
+  Limits limits;
+  std::vector<core::Cidr> trusted_proxies;
+  RequestIdSettings request_id;
+};
+
+enum class LogLevel { trace, debug, info, warn, error };
+
+struct LoggingSettings {
+  LogLevel level = LogLevel::info;
+  std::string access_log = "stdout";    // stdout | stderr | off | absolute file path
+  std::string security_log = "stderr";  // same choices
+};
+
+struct UpstreamTls {
+  bool enabled = false;
+  std::string ca_file;      // absolute path; empty = the system trust store
+  std::string server_name;  // SNI and the name verified; empty = the endpoint's host
+  bool verify = true;
+};
+
+struct HealthCheck {
+  std::string path;  // empty = passive checks only
+  Duration interval = std::chrono::seconds(5);
+};
+
+struct Upstream {
+  std::string name;
+  std::vector<HostPort> endpoints;  // at least one
+  UpstreamTls tls;
+  Duration connect_timeout = std::chrono::seconds(2);
+  Duration response_timeout = std::chrono::seconds(30);
+  unsigned max_idle_per_endpoint = 64;
+  HealthCheck health_check;
+  unsigned retries = 1;  // extra attempts for idempotent methods after a failed connect
+  Location location;
+};
+
+enum class SameSite { off, lax, strict, none };  // off = leave SameSite as the upstream set it
+
+struct CookieFlags {
+  bool secure = true;
+  bool http_only = true;
+  SameSite same_site = SameSite::strict;
+};
+
+struct HeaderSettings {
+  // Response headers set on every response, the gateway's own included; order as written.
+  std::vector<std::pair<std::string, std::string>> response_set = {
+      {"Strict-Transport-Security", "max-age=63072000; includeSubDomains"},
+      {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+      {"X-Content-Type-Options", "nosniff"},
+      {"X-Frame-Options", "DENY"},
+      {"Referrer-Policy", "no-referrer"},
+      {"Cache-Control", "no-store"},
+  };
+  // Response header names removed from upstream responses (compared case-insensitively).
+  std::vector<std::string> response_remove = {"Server", "X-Powered-By", "X-AspNet-Version",
+                                              "X-AspNetMvc-Version"};
+  CookieFlags cookies;
+};
+
+struct ErrorSettings {
+  bool mask_upstream_5xx = true;
+};
+
+struct RouteMatch {
+  std::string path;         // exact path; empty = not used
+  std::string path_prefix;  // segment-wise prefix; empty = not used
+  std::vector<std::string> methods;  // upper case; empty = any method
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  std::string upstream;             // name as written
+  std::size_t upstream_index = 0;   // index into Policy::upstreams
+  bool enforce = true;
+  Location location;
+};
+
+struct Policy {
+  int version = 1;
+  std::string source_file;  // absolute path of the policy file
+  ServerSettings server;
+  LoggingSettings logging;
+  std::vector<Upstream> upstreams;  // in file order; routes refer to them by index
+  HeaderSettings headers;
+  ErrorSettings errors;
+  std::vector<Route> routes;  // first match wins
+
+  const Upstream* find_upstream(std::string_view name) const;
+};
+
+}  // namespace portcullis::config
