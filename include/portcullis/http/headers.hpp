@@ -1,0 +1,51 @@
+#pragma once
+// Header utilities shared by the request and response sides: case-insensitive comparison,
+// comma-separated token lists, and the hop-by-hop set that never crosses the gateway.
+
+#include <string_view>
+#include <vector>
+
+namespace portcullis::http {
+
+// A header as received: views into the connection's buffer, name as the peer spelled it,
+// value with surrounding whitespace removed.
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+// ASCII case-insensitive equality (header names, tokens, schemes).
+bool iequals(std::string_view a, std::string_view b);
+
+// True for the fixed hop-by-hop headers of RFC 9110 section 7.6.1 and their legacy companions:
+// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
+// Proxy-Authenticate, Proxy-Authorization.
+bool is_hop_by_hop(std::string_view name);
+
+// Calls `each` with every non-empty, whitespace-trimmed element of a comma-separated list.
+template <typename Fn>
+void for_each_list_element(std::string_view value, Fn&& each) {
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    std::string_view element = value.substr(0, comma);
+    while (!element.empty() && (element.front() == ' ' || element.front() == '\t'))
+      element.remove_prefix(1);
+    while (!element.empty() && (element.back() == ' ' || element.back() == '\t'))
+      element.remove_suffix(1);
+    if (!element.empty()) each(element);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+// True when the comma-separated `value` contains `token` (case-insensitive).
+bool list_contains(std::string_view value, std::string_view token);
+
+// True when `name` is listed in any of the given Connection header values, which makes it
+// hop-by-hop for this message.
+bool named_by_connection(std::string_view name, const std::vector<std::string_view>& connection);
+
+// RFC 9110 token characters (methods, header names).
+bool is_token_char(char c);
+
+}  // namespace portcullis::http
