@@ -1,1 +1,171 @@
-int main() { return 0; }
+// portcullis: command line, signals and wiring. See the README and conf/portcullis.yaml.
+
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <csignal>
+
+#include <boost/version.hpp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "portcullis/config/loader.hpp"
+#include "portcullis/net/runtime.hpp"
+#include "portcullis/net/server.hpp"
+#include "portcullis/net/tls_context.hpp"
+
+namespace {
+
+using namespace portcullis;
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::mutex event_mutex;
+void emit_event(const std::string& json) {
+  std::lock_guard lock(event_mutex);
+  std::fputs(json.c_str(), stderr);
+  std::fputc('\n', stderr);
+  std::fflush(stderr);
+}
+
+std::string boost_version() {
+  return std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
+         "." + std::to_string(BOOST_VERSION % 100);
+}
+
+void print_usage(std::FILE* out) {
+  std::fputs(
+      "usage: portcullis -c FILE          run the gateway with the policy FILE\n"
+      "       portcullis --check -c FILE  validate FILE and every file it names, print OK\n"
+      "       portcullis --version        print versions\n",
+      out);
+}
+
+struct Loaded {
+  std::shared_ptr<const config::Policy> policy;
+  std::shared_ptr<const net::Runtime> runtime;
+};
+
+// Loads and compiles the policy; on failure returns the diagnostics, one per line.
+std::optional<Loaded> load(const std::string& path, net::Services& services,
+                           std::vector<std::string>& errors) {
+  try {
+    auto policy = std::make_shared<const config::Policy>(config::load_policy(path));
+    auto runtime = net::build_runtime(policy, services);
+    return Loaded{policy, runtime};
+  } catch (const config::PolicyError& error) {
+    for (const auto& diagnostic : error.diagnostics()) errors.push_back(diagnostic.to_string());
+  } catch (const std::exception& error) {
+    errors.emplace_back(error.what());
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      config_path = std::string(arg.substr(9));
+    } else if (arg == "--check" || arg == "-t") {
+      check_only = true;
+    } else if (arg == "--version" || arg == "-v") {
+      std::printf("portcullis %s\nOpenSSL %s\nBoost %s\n", PORTCULLIS_VERSION,
+                  OpenSSL_version(OPENSSL_VERSION_STRING), boost_version().c_str());
+      return 0;
+    } else if (arg == "--help" || arg == "-h") {
+      print_usage(stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "portcullis: unknown argument '%s'\n", argv[i]);
+      print_usage(stderr);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    print_usage(stderr);
+    return 2;
+  }
+
+  net::Services services;
+  std::vector<std::string> errors;
+  auto loaded = load(config_path, services, errors);
+  if (!loaded) {
+    for (const auto& line : errors) std::fprintf(check_only ? stdout : stderr, "%s\n", line.c_str());
+    return 1;
+  }
+  if (check_only) {
+    std::puts("OK");
+    return 0;
+  }
+
+  // Signals are taken synchronously by this thread; workers never see them. A peer that closes
+  // while we write must be an error value, not a process-killing SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  net::Server server(loaded->runtime, services, emit_event);
+  try {
+    server.start();
+  } catch (const std::exception& error) {
+    emit_event(R"({"event":"start_failed","error":)" + json_string(error.what()) + "}");
+    return 1;
+  }
+  emit_event(R"({"event":"ready","version":)" + json_string(PORTCULLIS_VERSION) + "}");
+
+  for (;;) {
+    int signal_number = 0;
+    if (sigwait(&signals, &signal_number) != 0) continue;
+    if (signal_number == SIGHUP) {
+      std::vector<std::string> reload_errors;
+      auto reloaded = load(config_path, services, reload_errors);
+      if (!reloaded) {
+        std::string list = "[";
+        for (std::size_t i = 0; i < reload_errors.size(); ++i) {
+          if (i) list += ",";
+          list += json_string(reload_errors[i]);
+        }
+        emit_event(R"({"event":"reload","result":"refused","errors":)" + list + "]}");
+        continue;
+      }
+      server.reload(reloaded->runtime);
+      emit_event(R"({"event":"reload","result":"ok"})");
+      continue;
+    }
+    emit_event(R"({"event":"drain","signal":)" + json_string(strsignal(signal_number)) + "}");
+    const auto drain_timeout = server.current()->policy->server.limits.drain_timeout;
+    server.drain_and_stop(drain_timeout);
+    emit_event(R"({"event":"stopped"})");
+    return 0;
+  }
+}

@@ -1,1 +1,269 @@
-// placeholder
+#include "portcullis/net/server.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <stdexcept>
+#include <thread>
+
+#include "worker.hpp"
+
+namespace portcullis::net {
+namespace {
+
+using ReusePort = boost::asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+std::string location_prefix(const config::Location& location) {
+  return location.file + ":" + std::to_string(location.line) + ":" +
+         std::to_string(location.column) + ": ";
+}
+
+tcp::endpoint resolve(asio::io_context& io, const config::HostPort& address,
+                      const config::Location& location) {
+  error_code ec;
+  const auto literal = asio::ip::make_address(address.host, ec);
+  if (!ec) return {literal, address.port};
+  tcp::resolver resolver(io);
+  const auto results = resolver.resolve(address.host, std::to_string(address.port), ec);
+  if (ec || results.empty()) {
+    throw std::runtime_error(location_prefix(location) + "cannot resolve '" + address.host +
+                             "': " + ec.message());
+  }
+  return *results.begin();
+}
+
+tcp::acceptor open_acceptor(asio::io_context& io, const tcp::endpoint& endpoint, bool reuse_port,
+                            const std::string& what) {
+  tcp::acceptor acceptor(io);
+  error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && reuse_port) acceptor.set_option(ReusePort(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + what + ": " + ec.message());
+  return acceptor;
+}
+
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+  const auto address = endpoint.address();
+  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+  return host + ":" + std::to_string(endpoint.port());
+}
+
+asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, ListenerKind kind,
+                                  std::size_t listener_index) {
+  for (;;) {
+    error_code ec;
+    tcp::socket socket =
+        co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      // Out of descriptors or a transient error: pause briefly rather than spin.
+      asio::steady_timer pause(worker.io, std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    std::optional<ConnectionLimiter::Slot> slot;
+    if (kind != ListenerKind::admin) {
+      const auto pinned = worker.pin();
+      const auto& limits = pinned->runtime->policy->server.limits;
+      core::Reason refused = core::Reason::none;
+      slot = worker.services.connections.try_acquire(peer_address(socket), limits.max_connections,
+                                                     limits.max_connections_per_ip, refused);
+      if (!slot) {
+        // Closed at accept, before any TLS work is spent on it.
+        socket.set_option(asio::socket_base::linger(true, 0), ec);
+        socket.close(ec);
+        continue;
+      }
+    }
+    asio::co_spawn(worker.io,
+                   serve_connection(worker, std::move(socket), kind, listener_index,
+                                    std::move(slot)),
+                   asio::detached);
+  }
+}
+
+}  // namespace
+
+// ---- Runtime ----------------------------------------------------------------------------------
+
+Runtime::Runtime(std::shared_ptr<const config::Policy> p)
+    : policy(std::move(p)), router(*policy) {
+  const auto& limits = policy->server.limits;
+  head_limits.max_uri_bytes = limits.max_uri_bytes;
+  head_limits.max_header_bytes = limits.max_header_bytes;
+  head_limits.max_header_count = limits.max_header_count;
+  // Request line beyond the URI (method, version, separators) and a few leading empty lines.
+  head_buffer_bytes = limits.max_uri_bytes + limits.max_header_bytes + 256;
+}
+
+std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Policy> policy,
+                                             Services& services) {
+  auto runtime = std::make_shared<Runtime>(policy);
+  for (const auto& listener : policy->server.listen) {
+    ListenerRuntime compiled;
+    compiled.settings = &listener;
+    if (listener.tls) {
+      compiled.tls =
+          std::make_unique<ServerTlsContext>(*listener.tls, listener.location, services.ticket_keys);
+    }
+    runtime->listeners.push_back(std::move(compiled));
+  }
+  asio::io_context resolver_io;
+  for (const auto& upstream : policy->upstreams) {
+    UpstreamRuntime compiled;
+    compiled.settings = &upstream;
+    if (upstream.tls.enabled) {
+      compiled.tls = std::make_unique<ClientTlsContext>(upstream.tls, upstream.location);
+    }
+    for (const auto& address : upstream.endpoints) {
+      EndpointRuntime endpoint;
+      endpoint.address = address;
+      endpoint.resolved = resolve(resolver_io, address, upstream.location);
+      // Pools and health are keyed by what makes connections interchangeable.
+      const std::string key = endpoint_text(endpoint.resolved) + "|" +
+                              (upstream.tls.enabled ? "tls:" + upstream.tls.server_name + ":" +
+                                                          std::to_string(upstream.tls.verify) + ":" +
+                                                          upstream.tls.ca_file
+                                                    : "plain");
+      const auto entry = services.endpoints.get(key);
+      endpoint.id = entry.id;
+      endpoint.health = entry.health;
+      compiled.endpoints.push_back(std::move(endpoint));
+    }
+    runtime->upstreams.push_back(std::move(compiled));
+  }
+  return runtime;
+}
+
+// ---- Server -----------------------------------------------------------------------------------
+
+struct Server::Impl {
+  Impl(std::shared_ptr<const Runtime> runtime, Services& services,
+       std::function<void(const std::string&)> emit)
+      : store(std::move(runtime)), services(services), emit(std::move(emit)) {}
+
+  RuntimeStore store;
+  Services& services;
+  std::function<void(const std::string&)> emit;
+  std::atomic<bool> draining{false};
+  std::vector<std::unique_ptr<Worker>> workers;
+  bool started = false;
+};
+
+Server::Server(std::shared_ptr<const Runtime> runtime, Services& services,
+               std::function<void(const std::string&)> emit_event)
+    : impl_(std::make_unique<Impl>(std::move(runtime), services, std::move(emit_event))) {}
+
+Server::~Server() {
+  if (impl_->started) drain_and_stop(std::chrono::milliseconds(0));
+}
+
+std::shared_ptr<const Runtime> Server::current() const { return impl_->store.current(); }
+
+void Server::start() {
+  const auto runtime = impl_->store.current();
+  const config::Policy& policy = *runtime->policy;
+  std::size_t count = policy.server.workers;
+  if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
+  for (std::size_t i = 0; i < count; ++i) {
+    impl_->workers.push_back(
+        std::make_unique<Worker>(i, impl_->services, impl_->store, impl_->draining));
+  }
+
+  struct Bound {
+    ListenerKind kind;
+    std::size_t listener_index;
+  };
+  std::vector<Bound> bound;
+  std::uint16_t https_port = 0;
+  // Each worker gets its own acceptor on the same port (SO_REUSEPORT): the kernel spreads
+  // connections and no accept lock is shared. Port 0 is resolved by the first bind.
+  for (std::size_t l = 0; l < policy.server.listen.size(); ++l) {
+    const auto& listener = policy.server.listen[l];
+    auto endpoint = resolve(impl_->workers[0]->io, listener.address, listener.location);
+    const auto kind = listener.tls ? ListenerKind::tls : ListenerKind::redirect;
+    for (auto& worker : impl_->workers) {
+      worker->acceptors.push_back(
+          open_acceptor(worker->io, endpoint, true, listener.address.text));
+      endpoint = worker->acceptors.back().local_endpoint();
+    }
+    if (kind == ListenerKind::tls && https_port == 0) https_port = endpoint.port();
+    bound.push_back({kind, l});
+    impl_->emit(std::string(R"({"event":"listening","kind":")") +
+                (kind == ListenerKind::tls ? "tls" : "redirect") + R"(","configured":")" +
+                listener.address.text + R"(","bound":")" + endpoint_text(endpoint) + "\"}");
+  }
+  Worker& first = *impl_->workers[0];
+  const config::Location no_location{policy.source_file, 0, 0};
+  const auto admin_endpoint = resolve(first.io, policy.server.admin.address, no_location);
+  first.acceptors.push_back(
+      open_acceptor(first.io, admin_endpoint, false, policy.server.admin.address.text));
+  impl_->emit(std::string(R"({"event":"listening","kind":"admin","configured":")") +
+              policy.server.admin.address.text + R"(","bound":")" +
+              endpoint_text(first.acceptors.back().local_endpoint()) + "\"}");
+
+  for (auto& worker : impl_->workers) {
+    worker->https_port = https_port;
+    for (std::size_t a = 0; a < bound.size(); ++a) {
+      asio::co_spawn(worker->io,
+                     accept_loop(*worker, worker->acceptors[a], bound[a].kind,
+                                 bound[a].listener_index),
+                     asio::detached);
+    }
+  }
+  asio::co_spawn(first.io, accept_loop(first, first.acceptors.back(), ListenerKind::admin, 0),
+                 asio::detached);
+  asio::co_spawn(first.io, run_health_checks(first), asio::detached);
+  for (auto& worker : impl_->workers) {
+    Worker* w = worker.get();
+    w->thread = std::thread([w] {
+      for (;;) {
+        try {
+          w->io.run();
+          return;
+        } catch (const std::exception&) {
+          // A bug in one connection must not take the worker down; keep serving.
+        }
+      }
+    });
+  }
+  impl_->started = true;
+}
+
+void Server::reload(std::shared_ptr<const Runtime> runtime) {
+  impl_->store.replace(std::move(runtime));
+}
+
+void Server::drain_and_stop(std::chrono::milliseconds timeout) {
+  if (!impl_->started) return;
+  impl_->draining = true;
+  for (auto& worker : impl_->workers) {
+    Worker* w = worker.get();
+    asio::post(w->io, [w] {
+      for (auto& acceptor : w->acceptors) {
+        error_code ignored;
+        acceptor.close(ignored);
+      }
+      for (ClientConnection* connection : w->connections) close_if_idle(connection);
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (impl_->services.connections.active() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& worker : impl_->workers) worker->io.stop();
+  for (auto& worker : impl_->workers) {
+    if (worker->thread.joinable()) worker->thread.join();
+  }
+  impl_->started = false;
+}
+
+}  // namespace portcullis::net

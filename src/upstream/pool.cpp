@@ -1,1 +1,32 @@
-// placeholder
+#include "portcullis/upstream/pool.hpp"
+
+namespace portcullis::upstream {
+
+std::unique_ptr<net::Stream> ConnectionPool::take(Clock::time_point now) {
+  while (!idle_.empty()) {
+    Idle idle = std::move(idle_.back());  // most recently used first: warmest connection
+    idle_.pop_back();
+    if (now - idle.since > kMaxIdleAge || idle.stream->peer_closed_or_dirty()) {
+      idle.stream->close();
+      continue;
+    }
+    return std::move(idle.stream);
+  }
+  return nullptr;
+}
+
+void ConnectionPool::give_back(std::unique_ptr<net::Stream> stream, std::size_t max_idle,
+                               Clock::time_point now) {
+  if (idle_.size() >= max_idle) {
+    stream->close();
+    return;
+  }
+  idle_.push_back({std::move(stream), now});
+}
+
+void ConnectionPool::clear() {
+  for (auto& idle : idle_) idle.stream->close();
+  idle_.clear();
+}
+
+}  // namespace portcullis::upstream

@@ -1,0 +1,61 @@
+#pragma once
+// A policy compiled for serving: the Policy plus everything derived from it once at load time
+// (router, TLS contexts, resolved upstream endpoints with their shared health and pool ids).
+// A Runtime is immutable; a reload builds a new one and swaps it in. Long-lived state that must
+// survive a reload (ticket keys, endpoint health, connection counts) lives in Services.
+
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+#include <vector>
+
+#include "portcullis/config/policy.hpp"
+#include "portcullis/filters/router.hpp"
+#include "portcullis/http/request_parser.hpp"
+#include "portcullis/net/connection_limiter.hpp"
+#include "portcullis/net/tls_context.hpp"
+#include "portcullis/upstream/endpoint_health.hpp"
+
+namespace portcullis::net {
+
+// Process-wide state that outlives policy reloads.
+struct Services {
+  std::shared_ptr<TicketKeys> ticket_keys = std::make_shared<TicketKeys>();
+  upstream::EndpointRegistry endpoints;
+  ConnectionLimiter connections;
+};
+
+struct EndpointRuntime {
+  config::HostPort address;
+  boost::asio::ip::tcp::endpoint resolved;
+  std::size_t id = 0;                          // index of this endpoint's pool in every worker
+  upstream::EndpointHealth* health = nullptr;  // shared by all workers
+};
+
+struct UpstreamRuntime {
+  const config::Upstream* settings = nullptr;
+  std::vector<EndpointRuntime> endpoints;
+  std::unique_ptr<ClientTlsContext> tls;  // when settings->tls.enabled
+};
+
+struct ListenerRuntime {
+  const config::Listener* settings = nullptr;
+  std::unique_ptr<ServerTlsContext> tls;  // when the listener terminates TLS
+};
+
+struct Runtime {
+  std::shared_ptr<const config::Policy> policy;
+  filters::Router router;
+  std::vector<ListenerRuntime> listeners;  // policy order
+  std::vector<UpstreamRuntime> upstreams;  // policy order; routes index into it
+  http::HeadLimits head_limits;
+  std::size_t head_buffer_bytes = 0;       // room for the largest head the limits allow
+
+  explicit Runtime(std::shared_ptr<const config::Policy> p);
+};
+
+// Compiles `policy`. Throws TlsSetupError or std::runtime_error ("FILE:LINE:COL: message") when
+// a certificate, key or endpoint name cannot be used.
+std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Policy> policy,
+                                             Services& services);
+
+}  // namespace portcullis::net

@@ -1,0 +1,121 @@
+#pragma once
+// Internal to the net layer: one worker thread's state, and the per-connection entry points.
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "portcullis/filters/request_id.hpp"
+#include "portcullis/net/runtime.hpp"
+#include "portcullis/upstream/pool.hpp"
+
+namespace portcullis::net {
+
+class ClientConnection;
+
+// The current Runtime, swapped on reload. Workers compare generation() per request.
+class RuntimeStore {
+ public:
+  explicit RuntimeStore(std::shared_ptr<const Runtime> initial) : current_(std::move(initial)) {}
+  std::shared_ptr<const Runtime> current() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+  }
+  void replace(std::shared_ptr<const Runtime> next) {
+    {
+      std::lock_guard lock(mutex_);
+      current_ = std::move(next);
+    }
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Runtime> current_;
+  std::atomic<std::uint64_t> generation_{1};
+};
+
+// What a request pins: the Runtime it started with. The holder is per worker, so copying it
+// touches a reference count no other thread shares.
+struct PinnedRuntime {
+  std::shared_ptr<const Runtime> runtime;
+};
+
+struct Worker {
+  Worker(std::size_t index, Services& services, RuntimeStore& store,
+         const std::atomic<bool>& draining)
+      : index(index), services(services), store(store), draining(draining) {}
+
+  std::shared_ptr<const PinnedRuntime> pin() {
+    const auto generation = store.generation();
+    if (!pinned || generation != pinned_generation) {
+      pinned = std::make_shared<PinnedRuntime>(PinnedRuntime{store.current()});
+      pinned_generation = generation;
+    }
+    return pinned;
+  }
+
+  upstream::ConnectionPool& pool(std::size_t endpoint_id) {
+    if (endpoint_id >= pools.size()) pools.resize(endpoint_id + 1);
+    return pools[endpoint_id];
+  }
+
+  std::size_t next_round_robin(std::size_t upstream_index) {
+    if (upstream_index >= round_robin.size()) round_robin.resize(upstream_index + 1, index);
+    return round_robin[upstream_index]++;
+  }
+
+  // Head buffers are reused: a request takes one and gives it back when the connection idles.
+  std::unique_ptr<char[]> take_buffer(std::size_t size);
+  void give_buffer(std::unique_ptr<char[]> buffer, std::size_t size);
+
+  std::size_t index;
+  Services& services;
+  RuntimeStore& store;
+  const std::atomic<bool>& draining;
+  boost::asio::io_context io{1};
+  std::vector<boost::asio::ip::tcp::acceptor> acceptors;
+  std::unordered_set<ClientConnection*> connections;
+  std::thread thread;
+  std::uint16_t https_port = 0;  // bound port of the first TLS listener, for redirects
+
+ private:
+  std::shared_ptr<const PinnedRuntime> pinned;
+  std::uint64_t pinned_generation = 0;
+  std::vector<upstream::ConnectionPool> pools;
+  std::vector<std::size_t> round_robin;
+  struct FreeBuffers {
+    std::size_t size;
+    std::vector<std::unique_ptr<char[]>> buffers;
+  };
+  std::vector<FreeBuffers> free_buffers_;
+
+ public:
+  filters::RequestIdGenerator request_ids;
+};
+
+enum class ListenerKind { tls, redirect, admin };
+
+// Serves one accepted client connection until it closes. `slot` holds its place under the
+// connection caps for as long as it lives.
+boost::asio::awaitable<void> serve_connection(Worker& worker, boost::asio::ip::tcp::socket socket,
+                                              ListenerKind kind, std::size_t listener_index,
+                                              std::optional<ConnectionLimiter::Slot> slot);
+
+// Closes the connection if it is waiting for a new request (used when draining).
+void close_if_idle(ClientConnection* connection);
+
+// Active health checks for every upstream with a health_check path; runs on one worker.
+boost::asio::awaitable<void> run_health_checks(Worker& worker);
+
+}  // namespace portcullis::net
