@@ -36,17 +36,42 @@ class ChunkedDecoder {
 
  private:
   enum class Phase : std::uint8_t {
-    size, extension, size_lf, data, data_cr, data_lf, trailer_line, trailer_lf, done
+    size,
+    extension,
+    size_lf,
+    data,
+    data_cr,
+    data_lf,
+    trailer_line,
+    trailer_lf,
+    done,
+    failed
   };
+  // Position inside `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+  enum class Ext : std::uint8_t {
+    before_semicolon,
+    before_name,
+    name,
+    after_name,
+    before_value,
+    token,
+    quoted,
+    quoted_pair,
+    after_quoted,
+    after_value
+  };
+  ChunkedStep fail(std::size_t consumed);
   std::size_t max_trailer_bytes_;
   Phase phase_ = Phase::size;
-  std::uint64_t remaining_ = 0;     // payload bytes left in the current chunk
+  std::uint64_t remaining_ = 0;  // payload bytes left in the current chunk
   unsigned size_digits_ = 0;
   std::size_t trailer_bytes_ = 0;
   std::size_t trailer_line_bytes_ = 0;
   std::uint64_t payload_bytes_ = 0;
   bool last_chunk_ = false;
-  bool in_extension_quote_ = false;
+  Ext ext_ = Ext::before_semicolon;
+  std::size_t ext_bytes_ = 0;  // bytes after the size on the current chunk line
+  bool trailer_in_value_ = false;
 };
 
 // Appends the chunk framing of one payload piece ("<hex>\r\n"); the caller writes the data and

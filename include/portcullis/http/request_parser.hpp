@@ -43,13 +43,13 @@ struct RequestHead {
   std::string_view path;    // target up to '?'
   std::string_view query;   // after '?', without it; empty when there is none
   bool has_query = false;
-  int version_minor = 1;    // HTTP/1.<version_minor>, 0 or 1
+  int version_minor = 1;        // HTTP/1.<version_minor>, 0 or 1
   std::vector<Header> headers;  // in arrival order, every header including Host
   std::string_view host;        // the one Host value
   BodyFraming framing = BodyFraming::none;
   std::uint64_t content_length = 0;  // when framing == content_length
-  bool keep_alive = true;            // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with keep-alive
-  bool expect_continue = false;      // "Expect: 100-continue"
+  bool keep_alive = true;  // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with keep-alive
+  bool expect_continue = false;              // "Expect: 100-continue"
   std::vector<std::string_view> connection;  // every Connection header value
 
   void clear();
@@ -77,11 +77,38 @@ class RequestParser {
 
  private:
   HeadLimits limits_;
-  std::size_t scanned_ = 0;        // bytes already checked for the end of the head
-  std::size_t line_start_ = 0;     // start of the line being scanned
-  std::size_t head_start_ = 0;     // first byte after skipped leading empty lines
-  std::size_t lines_ = 0;          // complete lines seen, request line included
+  std::size_t scanned_ = 0;     // bytes already checked for the end of the head
+  std::size_t line_start_ = 0;  // start of the line being scanned
+  std::size_t head_start_ = 0;  // first byte after skipped leading empty lines
+  std::size_t lines_ = 0;       // complete lines seen, request line included
   bool request_line_done_ = false;
+
+  // Where the incremental scan stands: one state per part of the head.
+  enum class Scan : std::uint8_t {
+    leading,
+    method,
+    target,
+    version,
+    line_start,
+    name,
+    value,
+    done,
+    failed
+  };
+  ParseResult fail(int status, core::Reason reason);
+  ParseResult finish(std::string_view buffered, RequestHead& head);
+  ParseResult scan(std::string_view buffered);
+
+  Scan state_ = Scan::leading;
+  std::size_t skipped_lines_ = 0;  // empty lines before the request line
+  std::size_t part_len_ = 0;       // bytes of the request-line part being scanned
+  std::size_t method_end_ = 0;     // offset of the SP after the method
+  std::size_t target_end_ = 0;     // offset of the SP after the target
+  std::size_t headers_start_ = 0;  // first byte of the header lines
+  std::size_t head_end_ = 0;       // one past the final CRLF
+  std::size_t header_count_ = 0;
+  int version_minor_ = 1;
+  core::LocalReply error_;
 };
 
 }  // namespace portcullis::http

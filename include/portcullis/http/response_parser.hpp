@@ -20,7 +20,8 @@ struct ResponseHead {
   std::vector<Header> headers;  // in arrival order
   BodyFraming framing = BodyFraming::none;
   std::uint64_t content_length = 0;
-  bool keep_alive = true;  // false when the upstream will close (Connection: close, HTTP/1.0, until_close)
+  // false when the upstream will close (Connection: close, HTTP/1.0, until_close)
+  bool keep_alive = true;
   std::vector<std::string_view> connection;  // every Connection header value
 
   void clear();
@@ -47,6 +48,13 @@ class ResponseParser {
   std::size_t max_head_bytes_;
   std::size_t max_headers_;
   std::size_t scanned_ = 0;
+
+  ResponseParseResult finish(std::string_view buffered, bool request_was_head, ResponseHead& head);
+  std::size_t line_start_ = 0;    // start of the line being scanned
+  std::size_t header_count_ = 0;  // header lines started
+  std::size_t head_end_ = 0;      // one past the final CRLF once found
+  bool status_line_done_ = false;
+  bool failed_ = false;
 };
 
 }  // namespace portcullis::http
