@@ -219,6 +219,8 @@ SSL_CTX* ServerTlsContext::make_ctx(const config::CertificateFiles& files,
                                SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // One read() per TLS record instead of two (header, then body).
+  SSL_CTX_set_read_ahead(ctx, 1);
   const std::string& ciphers = settings.ciphers.empty() ? kDefaultTls12Ciphers : settings.ciphers;
   if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) fail(location, "invalid ciphers");
   if (SSL_CTX_set1_groups_list(ctx, kGroups) != 1) fail(location, "cannot set key groups");
@@ -290,6 +292,7 @@ ClientTlsContext::ClientTlsContext(const config::UpstreamTls& settings,
   SSL_CTX_set_mode(ctx_, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_read_ahead(ctx_, 1);
   if (verify_) {
     const int loaded = settings.ca_file.empty()
                            ? SSL_CTX_set_default_verify_paths(ctx_)
