@@ -32,12 +32,12 @@ namespace fs = std::filesystem;
 // one, remove its row, add the key to its section's allowed keys and parse it. (`auth` with
 // anything but `none` is refused in parse_route for the same reason.)
 struct NotSupportedYet {
-  std::string_view scope;  // "" = top level, "route" = an entry of `routes`
+  std::string_view scope;  // "top" = the top level, "route" = an entry of `routes`
   std::string_view key;
 };
 constexpr NotSupportedYet kNotSupportedYet[] = {
-    {"", "jwt_providers"}, {"", "state"},           {"", "rate_limits"},
-    {"", "ip_rules"},      {"route", "rate_limit"}, {"route", "login_protection"},
+    {"top", "jwt_providers"}, {"top", "state"},        {"top", "rate_limits"},
+    {"top", "ip_rules"},      {"route", "rate_limit"}, {"route", "login_protection"},
     {"route", "validate"},
 };
 constexpr std::string_view kRefusedNote =
@@ -402,7 +402,7 @@ class Loader {
   // ---- structure
   std::optional<Section> section(const Entry& entry,
                                  std::initializer_list<std::string_view> allowed,
-                                 std::string_view scope = "-", bool any_key = false);
+                                 std::string_view scope = {}, bool any_key = false);
   std::vector<Entry> items(const Entry& entry);
 
   // ---- scalars
@@ -449,7 +449,7 @@ class Loader {
   std::string file_;
   fs::path base_dir_;
   std::vector<Diagnostic> diagnostics_;
-  std::vector<BoundAddress> bound_;  // listener addresses in file order
+  std::vector<BoundAddress> bound_;  // listener addresses in file order, then the admin one
   std::optional<BoundAddress> admin_bound_;
 };
 
@@ -463,6 +463,7 @@ std::optional<Section> Loader::section(const Entry& entry,
     return std::nullopt;
   }
   Section result(entry.value, entry.path);
+  std::vector<std::pair<std::string, int>> seen;  // every key so far and its line, for duplicates
   for (auto it = entry.value.begin(); it != entry.value.end(); ++it) {
     const YAML::Node key = it->first;
     if (!key.IsScalar()) {
@@ -470,24 +471,25 @@ std::optional<Section> Loader::section(const Entry& entry,
       continue;
     }
     const std::string name = key.Scalar();
-    Entry child{key, it->second, result.child(name)};
-    if (const Entry* first = result.find(name)) {
+    const auto first = std::find_if(seen.begin(), seen.end(),
+                                    [&](const auto& other) { return other.first == name; });
+    if (first != seen.end()) {
       error(key.Mark(), "duplicate key " + quote(name) + " " + where + " (first at line " +
-                            std::to_string(first->key.Mark().line + 1) + ")");
+                            std::to_string(first->second) + ")");
       continue;
     }
+    seen.emplace_back(name, key.Mark().line + 1);
     const bool refused = std::any_of(
         std::begin(kNotSupportedYet), std::end(kNotSupportedYet),
         [&](const NotSupportedYet& row) { return row.scope == scope && row.key == name; });
     if (refused) {
-      error(key.Mark(), child.path + ": " + std::string(kRefusedNote));
-      result.add(name, child);  // remembered so a repeat is still reported as a duplicate
+      error(key.Mark(), result.child(name) + ": " + std::string(kRefusedNote));
       continue;
     }
     if (!any_key && std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       std::string message = "unknown key " + quote(name) + " " + where;
       std::string_view best;
-      std::size_t best_distance = 3;
+      std::size_t best_distance = 3;  // suggest only near misses
       for (const auto candidate : allowed) {
         const auto distance = edit_distance(lower(name), candidate);
         if (distance < best_distance) {
@@ -497,19 +499,11 @@ std::optional<Section> Loader::section(const Entry& entry,
       }
       if (!best.empty()) message += "; did you mean " + quote(best) + "?";
       error(key.Mark(), std::move(message));
-      result.add(name, child);
       continue;
     }
-    result.add(name, std::move(child));
+    result.add(name, Entry{key, it->second, result.child(name)});
   }
-  // Refused and unknown keys were reported; keep only what the caller may read.
-  Section known(result.node(), result.path());
-  for (const auto& [name, child] : result.entries()) {
-    const bool readable =
-        any_key || std::find(allowed.begin(), allowed.end(), name) != allowed.end();
-    if (readable) known.add(name, child);
-  }
-  return known;
+  return result;
 }
 
 std::vector<Entry> Loader::items(const Entry& entry) {
@@ -1032,7 +1026,7 @@ void Loader::parse_logging(const Entry& entry, LoggingSettings& logging) {
 }
 
 void Loader::parse_upstreams(const Entry& entry, std::vector<Upstream>& upstreams) {
-  const auto section = this->section(entry, {}, "-", true);
+  const auto section = this->section(entry, {}, {}, true);
   if (!section) return;
   for (const auto& [name, item] : section->entries()) {
     if (!is_name(name)) {
@@ -1131,7 +1125,7 @@ void Loader::parse_headers(const Entry& entry, HeaderSettings& headers) {
     if (const auto fields = this->section(*response, {"set", "remove"})) {
       if (const Entry* set_entry = fields->find("set")) {
         // Given at all, the list replaces the defaults: what is written is what is sent.
-        if (const auto names = this->section(*set_entry, {}, "-", true)) {
+        if (const auto names = this->section(*set_entry, {}, {}, true)) {
           headers.response_set.clear();
           std::vector<std::string> seen;
           for (const auto& [name, item] : names->entries()) {
@@ -1328,7 +1322,7 @@ Policy Loader::load(const std::string& text, std::string source_file) {
     throw PolicyError(std::move(diagnostics_));
   }
   const auto top = section(
-      root, {"version", "server", "logging", "upstreams", "headers", "errors", "routes"}, "");
+      root, {"version", "server", "logging", "upstreams", "headers", "errors", "routes"}, "top");
   if (const Entry* version = top->find("version")) {
     if (const auto number = whole(*version, 1, 1)) policy.version = static_cast<int>(*number);
   } else {
