@@ -74,7 +74,8 @@ std::optional<Loaded> load(const std::string& path, net::Services& services,
     auto runtime = net::build_runtime(policy, services);
     return Loaded{policy, runtime};
   } catch (const config::PolicyError& error) {
-    for (const auto& diagnostic : error.diagnostics()) errors.push_back(diagnostic.to_string());
+    for (const auto& diagnostic : error.diagnostics())
+      errors.push_back(diagnostic.to_string());
   } catch (const std::exception& error) {
     errors.emplace_back(error.what());
   }
@@ -116,7 +117,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> errors;
   auto loaded = load(config_path, services, errors);
   if (!loaded) {
-    for (const auto& line : errors) std::fprintf(check_only ? stdout : stderr, "%s\n", line.c_str());
+    for (const auto& line : errors)
+      std::fprintf(check_only ? stdout : stderr, "%s\n", line.c_str());
     return 1;
   }
   if (check_only) {

@@ -47,6 +47,9 @@ Reason normalize_path(std::string_view raw, std::string& out) {
         const char decoded = static_cast<char>(hi * 16 + lo);
         if (decoded == '/' || decoded == '\\') return Reason::encoded_slash;
         if (decoded == '\0') return Reason::encoded_nul;
+        // Encoded CR, LF and other controls: a back end that decodes them into a log line,
+        // a redirect or a header is open to injection.
+        if (static_cast<unsigned char>(decoded) < 0x20 || decoded == 0x7f) return Reason::bad_path;
         if (is(decoded, detail::kUnreserved)) {
           out.push_back(decoded);
         } else {

@@ -106,8 +106,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
                                                    const EndpointRuntime& endpoint,
                                                    Failure& failure);
   asio::awaitable<bool> send_request(const Runtime& runtime, const config::Upstream& settings,
-                                     std::size_t head_bytes, Failure& failure,
-                                     bool& client_broken);
+                                     std::size_t head_bytes, Failure& failure, bool& client_broken);
   asio::awaitable<bool> relay_response(const Runtime& runtime, const config::Upstream& settings,
                                        const EndpointRuntime& endpoint);
   asio::awaitable<void> send_local(int status, Reason reason, bool close,
@@ -165,7 +164,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   Reason last_reason_ = Reason::none;  // why the last local reply was sent
 };
 
-void close_if_idle(ClientConnection* connection) { connection->close_if_idle(); }
+void close_if_idle(ClientConnection* connection) {
+  connection->close_if_idle();
+}
 
 asio::awaitable<void> ClientConnection::watchdog(std::shared_ptr<ClientConnection> self) {
   while (!self->done_) {
@@ -410,8 +411,9 @@ const EndpointRuntime* ClientConnection::pick_endpoint(const UpstreamRuntime& up
   return nullptr;
 }
 
-asio::awaitable<std::unique_ptr<Stream>> ClientConnection::connect(
-    const UpstreamRuntime& upstream, const EndpointRuntime& endpoint, Failure& failure) {
+asio::awaitable<std::unique_ptr<Stream>> ClientConnection::connect(const UpstreamRuntime& upstream,
+                                                                   const EndpointRuntime& endpoint,
+                                                                   Failure& failure) {
   const config::Upstream& settings = *upstream.settings;
   upstream_ = std::make_unique<Stream>(tcp::socket(worker_.io));
   set_deadline(Phase::upstream_connect, settings.connect_timeout);
@@ -459,7 +461,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
                                          head_.content_length};
   filters::build_upstream_request(policy, request, out_);
 
-  std::size_t connect_attempts = 1 + (idempotent ? settings.retries : 0);
+  std::size_t attempts_left = 1 + (idempotent ? settings.retries : 0);
   bool stale_retry_left = true;
   bool sent_continue = false;
   const EndpointRuntime* failed_endpoint = nullptr;
@@ -475,7 +477,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
       if (!upstream_) {
         endpoint->health->mark_failure(Clock::now(), settings.health_check.interval);
         failed_endpoint = endpoint;
-        if (--connect_attempts > 0) continue;
+        if (--attempts_left > 0) continue;
         break;
       }
     }
@@ -489,15 +491,19 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
       if (upstream_) upstream_->close();
       upstream_.reset();
       if (client_broken) co_return false;
-      // A pooled connection the upstream had closed: retry once on another connection, only
-      // when nothing of the request was lost (no body) and repeating it is harmless.
-      if (upstream_reused_ && !has_body && idempotent && stale_retry_left &&
-          failure.reason == Reason::upstream_reset) {
+      // Repeating the request is safe only when it is idempotent and nothing of it was lost
+      // (no body was consumed from the client).
+      const bool repeatable = idempotent && !has_body && failure.reason == Reason::upstream_reset;
+      if (upstream_reused_ && repeatable && stale_retry_left) {
+        // A pooled connection the upstream had already closed: not the endpoint's fault.
         stale_retry_left = false;
         continue;
       }
-      if (failure.reason == Reason::upstream_reset || failure.reason == Reason::upstream_timeout)
+      if (failure.reason == Reason::upstream_reset || failure.reason == Reason::upstream_timeout) {
         endpoint->health->mark_failure(Clock::now(), settings.health_check.interval);
+        failed_endpoint = endpoint;
+      }
+      if (repeatable && --attempts_left > 0) continue;
       co_await send_local(failure.status, failure.reason, true);
       co_return false;
     }
@@ -526,8 +532,8 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
   const Failure upstream_write_failed{502, Reason::upstream_reset};
 
   if (head_.framing == BodyFraming::content_length) {
-    const auto first = buffered.substr(0, std::min<std::uint64_t>(buffered.size(),
-                                                                  head_.content_length));
+    const auto first =
+        buffered.substr(0, std::min<std::uint64_t>(buffered.size(), head_.content_length));
     const std::string_view pieces[] = {out_, first};
     if (co_await write_upstream(pieces, settings)) {
       failure = upstream_write_failed;
@@ -538,7 +544,8 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
     while (remaining > 0) {
       set_deadline(Phase::body, limits.body_timeout);
       error_code ec;
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
+      const auto want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
       const auto n = co_await client_.read_some(std::span(io_.get(), want), ec);
       if (ec) {
         client_broken = true;
@@ -650,8 +657,8 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
       co_return false;
     }
     error_code ec;
-    const auto n =
-        co_await upstream_->read_some(std::span(io_.get() + io_size_, kIoBufferBytes - io_size_), ec);
+    const auto n = co_await upstream_->read_some(
+        std::span(io_.get() + io_size_, kIoBufferBytes - io_size_), ec);
     if (ec) {
       failure = expired_ == Phase::upstream_io ? Failure{504, Reason::upstream_timeout}
                                                : Failure{502, Reason::upstream_reset};
@@ -702,10 +709,12 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
       if (head_request) {
         const auto length = find_header(response_.headers, "Content-Length");
         std::uint64_t value = 0;
-        if (!length.empty() && std::all_of(length.begin(), length.end(), [](char c) {
-              return c >= '0' && c <= '9';
-            }) && length.size() < 19) {
-          for (const char c : length) value = value * 10 + static_cast<std::uint64_t>(c - '0');
+        if (!length.empty() &&
+            std::all_of(length.begin(), length.end(),
+                        [](char c) { return c >= '0' && c <= '9'; }) &&
+            length.size() < 19) {
+          for (const char c : length)
+            value = value * 10 + static_cast<std::uint64_t>(c - '0');
           framing = BodyFraming::content_length;
           content_length = value;
         }
@@ -765,9 +774,10 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
         std::size_t size_length = 0;
         if (chunk_to_client && !data.empty())
           size_length = http::format_chunk_size(data.size(), size_line);
-        const std::string_view pieces[] = {head_written ? std::string_view() : std::string_view(out_),
-                                           std::string_view(size_line, size_length), data,
-                                           chunk_to_client && !data.empty() ? "\r\n" : ""};
+        const std::string_view pieces[] = {
+            head_written ? std::string_view() : std::string_view(out_),
+            std::string_view(size_line, size_length), data,
+            chunk_to_client && !data.empty() ? "\r\n" : ""};
         head_written = true;
         if (co_await write_client(pieces)) co_return false;
       }
@@ -883,9 +893,9 @@ asio::awaitable<void> ClientConnection::serve_admin() {
   co_await write_client(std::span(&piece, 1));
 }
 
-asio::awaitable<void> serve_connection(Worker& worker, tcp::socket socket, ListenerKind kind,
-                                       std::size_t listener_index,
-                                       [[maybe_unused]] std::optional<ConnectionLimiter::Slot> slot) {
+asio::awaitable<void> serve_connection(
+    Worker& worker, tcp::socket socket, ListenerKind kind, std::size_t listener_index,
+    [[maybe_unused]] std::optional<ConnectionLimiter::Slot> slot) {
   auto connection =
       std::make_shared<ClientConnection>(worker, std::move(socket), kind, listener_index);
   co_await connection->run();

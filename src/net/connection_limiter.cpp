@@ -10,9 +10,10 @@ ConnectionLimiter::Shard& ConnectionLimiter::shard_for(const core::IpAddress& ke
   return shards_[core::IpAddressHash{}(key) % shards_.size()];
 }
 
-std::optional<ConnectionLimiter::Slot> ConnectionLimiter::try_acquire(
-    const core::IpAddress& client, std::uint64_t max_total, std::uint64_t max_per_ip,
-    core::Reason& refused) {
+std::optional<ConnectionLimiter::Slot> ConnectionLimiter::try_acquire(const core::IpAddress& client,
+                                                                      std::uint64_t max_total,
+                                                                      std::uint64_t max_per_ip,
+                                                                      core::Reason& refused) {
   if (total_.fetch_add(1, std::memory_order_relaxed) >= max_total) {
     total_.fetch_sub(1, std::memory_order_relaxed);
     refused = core::Reason::connection_limit;

@@ -83,10 +83,10 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
         continue;
       }
     }
-    asio::co_spawn(worker.io,
-                   serve_connection(worker, std::move(socket), kind, listener_index,
-                                    std::move(slot)),
-                   asio::detached);
+    asio::co_spawn(
+        worker.io,
+        serve_connection(worker, std::move(socket), kind, listener_index, std::move(slot)),
+        asio::detached);
   }
 }
 
@@ -94,8 +94,7 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
 
 // ---- Runtime ----------------------------------------------------------------------------------
 
-Runtime::Runtime(std::shared_ptr<const config::Policy> p)
-    : policy(std::move(p)), router(*policy) {
+Runtime::Runtime(std::shared_ptr<const config::Policy> p) : policy(std::move(p)), router(*policy) {
   const auto& limits = policy->server.limits;
   head_limits.max_uri_bytes = limits.max_uri_bytes;
   head_limits.max_header_bytes = limits.max_header_bytes;
@@ -111,8 +110,8 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
     ListenerRuntime compiled;
     compiled.settings = &listener;
     if (listener.tls) {
-      compiled.tls =
-          std::make_unique<ServerTlsContext>(*listener.tls, listener.location, services.ticket_keys);
+      compiled.tls = std::make_unique<ServerTlsContext>(*listener.tls, listener.location,
+                                                        services.ticket_keys);
     }
     runtime->listeners.push_back(std::move(compiled));
   }
@@ -130,8 +129,8 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
       // Pools and health are keyed by what makes connections interchangeable.
       const std::string key = endpoint_text(endpoint.resolved) + "|" +
                               (upstream.tls.enabled ? "tls:" + upstream.tls.server_name + ":" +
-                                                          std::to_string(upstream.tls.verify) + ":" +
-                                                          upstream.tls.ca_file
+                                                          std::to_string(upstream.tls.verify) +
+                                                          ":" + upstream.tls.ca_file
                                                     : "plain");
       const auto entry = services.endpoints.get(key);
       endpoint.id = entry.id;
@@ -166,7 +165,9 @@ Server::~Server() {
   if (impl_->started) drain_and_stop(std::chrono::milliseconds(0));
 }
 
-std::shared_ptr<const Runtime> Server::current() const { return impl_->store.current(); }
+std::shared_ptr<const Runtime> Server::current() const {
+  return impl_->store.current();
+}
 
 void Server::start() {
   const auto runtime = impl_->store.current();
@@ -191,8 +192,7 @@ void Server::start() {
     auto endpoint = resolve(impl_->workers[0]->io, listener.address, listener.location);
     const auto kind = listener.tls ? ListenerKind::tls : ListenerKind::redirect;
     for (auto& worker : impl_->workers) {
-      worker->acceptors.push_back(
-          open_acceptor(worker->io, endpoint, true, listener.address.text));
+      worker->acceptors.push_back(open_acceptor(worker->io, endpoint, true, listener.address.text));
       endpoint = worker->acceptors.back().local_endpoint();
     }
     if (kind == ListenerKind::tls && https_port == 0) https_port = endpoint.port();
@@ -213,10 +213,10 @@ void Server::start() {
   for (auto& worker : impl_->workers) {
     worker->https_port = https_port;
     for (std::size_t a = 0; a < bound.size(); ++a) {
-      asio::co_spawn(worker->io,
-                     accept_loop(*worker, worker->acceptors[a], bound[a].kind,
-                                 bound[a].listener_index),
-                     asio::detached);
+      asio::co_spawn(
+          worker->io,
+          accept_loop(*worker, worker->acceptors[a], bound[a].kind, bound[a].listener_index),
+          asio::detached);
     }
   }
   asio::co_spawn(first.io, accept_loop(first, first.acceptors.back(), ListenerKind::admin, 0),
@@ -252,14 +252,16 @@ void Server::drain_and_stop(std::chrono::milliseconds timeout) {
         error_code ignored;
         acceptor.close(ignored);
       }
-      for (ClientConnection* connection : w->connections) close_if_idle(connection);
+      for (ClientConnection* connection : w->connections)
+        close_if_idle(connection);
     });
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (impl_->services.connections.active() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  for (auto& worker : impl_->workers) worker->io.stop();
+  for (auto& worker : impl_->workers)
+    worker->io.stop();
   for (auto& worker : impl_->workers) {
     if (worker->thread.joinable()) worker->thread.join();
   }

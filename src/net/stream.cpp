@@ -4,12 +4,12 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <string>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace portcullis::net {
@@ -127,7 +127,8 @@ asio::awaitable<error_code> Stream::write_all(std::string_view data) {
 
 asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> pieces) {
   std::size_t total = 0;
-  for (const auto piece : pieces) total += piece.size();
+  for (const auto piece : pieces)
+    total += piece.size();
   if (!ssl_) {
     std::array<asio::const_buffer, 8> buffers;
     if (pieces.size() <= buffers.size()) {
@@ -143,7 +144,8 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
     // copy lives in this frame because the write may suspend while another coroutine runs.
     std::string coalesced;
     coalesced.reserve(total);
-    for (const auto piece : pieces) coalesced.append(piece);
+    for (const auto piece : pieces)
+      coalesced.append(piece);
     co_return co_await write_all(std::string_view(coalesced));
   }
   for (const auto piece : pieces) {
@@ -155,10 +157,9 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
 bool Stream::peer_closed_or_dirty() {
   if (!socket_.is_open()) return true;
   char byte;
-  const auto result =
-      ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (result == 0) return true;                      // orderly close
-  if (result > 0) return true;                       // unexpected bytes (or a TLS alert)
+  const auto result = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (result == 0) return true;                       // orderly close
+  if (result > 0) return true;                        // unexpected bytes (or a TLS alert)
   return !(errno == EAGAIN || errno == EWOULDBLOCK);  // reset or another error
 }
 

@@ -42,10 +42,10 @@ std::string openssl_errors() {
                       std::to_string(location.column) + ": " + what + ": " + openssl_errors());
 }
 
-int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv,
-                  EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
-  auto* keys = static_cast<TicketKeys*>(
-      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_keys_index()));
+int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                  EVP_MAC_CTX* mac, int encrypt) {
+  auto* keys =
+      static_cast<TicketKeys*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_keys_index()));
   if (!keys) return -1;
   TicketKeys::Key key;
   bool is_current = true;
@@ -62,10 +62,9 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv,
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
       OSSL_PARAM_construct_end()};
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr,
-                                              key.aes_key.data(), iv)
-                         : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr,
-                                              key.aes_key.data(), iv);
+  const int ok =
+      encrypt ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key.data(), iv)
+              : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key.data(), iv);
   if (ok != 1) return -1;
   return encrypt || is_current ? 1 : 2;  // 2: valid but old, issue a fresh ticket
 }
@@ -96,15 +95,15 @@ std::vector<std::string> certificate_names(SSL_CTX* ctx) {
   std::vector<std::string> names;
   X509* cert = SSL_CTX_get0_certificate(ctx);
   if (!cert) return names;
-  auto* alt_names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* alt_names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (alt_names) {
     for (int i = 0; i < sk_GENERAL_NAME_num(alt_names); ++i) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(alt_names, i);
       if (name->type != GEN_DNS) continue;
       const auto* data = ASN1_STRING_get0_data(name->d.dNSName);
-      names.push_back(lower(std::string(reinterpret_cast<const char*>(data),
-                                        ASN1_STRING_length(name->d.dNSName))));
+      names.push_back(lower(
+          std::string(reinterpret_cast<const char*>(data), ASN1_STRING_length(name->d.dNSName))));
     }
     GENERAL_NAMES_free(alt_names);
   }
@@ -128,9 +127,9 @@ bool name_matches(std::string_view pattern, std::string_view host) {
 }
 
 bool is_ip_literal(const std::string& host) {
-  return host.find(':') != std::string::npos ||
-         std::all_of(host.begin(), host.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+  return host.find(':') != std::string::npos || std::all_of(host.begin(), host.end(), [](char c) {
+           return (c >= '0' && c <= '9') || c == '.';
+         });
 }
 
 }  // namespace
@@ -185,7 +184,8 @@ ServerTlsContext::ServerTlsContext(const config::ListenerTls& settings,
       certificates_.push_back({ctx, certificate_names(ctx)});
     }
   } catch (...) {
-    for (auto& certificate : certificates_) SSL_CTX_free(certificate.ctx);
+    for (auto& certificate : certificates_)
+      SSL_CTX_free(certificate.ctx);
     throw;
   }
   if (certificates_.size() > 1) {
@@ -195,7 +195,8 @@ ServerTlsContext::ServerTlsContext(const config::ListenerTls& settings,
 }
 
 ServerTlsContext::~ServerTlsContext() {
-  for (auto& certificate : certificates_) SSL_CTX_free(certificate.ctx);
+  for (auto& certificate : certificates_)
+    SSL_CTX_free(certificate.ctx);
 }
 
 SSL_CTX* ServerTlsContext::make_ctx(const config::CertificateFiles& files,
@@ -215,8 +216,8 @@ SSL_CTX* ServerTlsContext::make_ctx(const config::CertificateFiles& files,
       settings.min_version == config::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
   SSL_CTX_set_min_proto_version(ctx, min_version);
   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                               SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // One read() per TLS record instead of two (header, then body).
@@ -337,8 +338,12 @@ std::string verified_peer_subject(SSL* ssl) {
   return buffer;
 }
 
-std::string_view tls_version_name(SSL* ssl) { return ssl ? SSL_get_version(ssl) : ""; }
+std::string_view tls_version_name(SSL* ssl) {
+  return ssl ? SSL_get_version(ssl) : "";
+}
 
-std::string openssl_version() { return OpenSSL_version(OPENSSL_VERSION); }
+std::string openssl_version() {
+  return OpenSSL_version(OPENSSL_VERSION);
+}
 
 }  // namespace portcullis::net

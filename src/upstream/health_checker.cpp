@@ -23,9 +23,9 @@ asio::awaitable<bool> probe(Worker& worker, const UpstreamRuntime& upstream,
   auto stream = std::make_shared<Stream>(tcp::socket(worker.io));
   // One timer bounds the whole probe; on expiry it cancels whatever is pending.
   auto timer = std::make_shared<asio::steady_timer>(worker.io);
-  timer->expires_after(settings.connect_timeout + std::min<config::Duration>(
-                                                      settings.response_timeout,
-                                                      settings.health_check.interval));
+  timer->expires_after(
+      settings.connect_timeout +
+      std::min<config::Duration>(settings.response_timeout, settings.health_check.interval));
   timer->async_wait([stream](const error_code& ec) {
     if (!ec) stream->cancel();
   });
@@ -45,8 +45,9 @@ asio::awaitable<bool> probe(Worker& worker, const UpstreamRuntime& upstream,
     stream->attach_tls(ssl);
     if (co_await stream->handshake()) co_return false;
   }
-  const std::string request = "GET " + settings.health_check.path + " HTTP/1.1\r\nHost: " +
-                              endpoint.address.host + "\r\nUser-Agent: portcullis-health\r\n"
+  const std::string request = "GET " + settings.health_check.path +
+                              " HTTP/1.1\r\nHost: " + endpoint.address.host +
+                              "\r\nUser-Agent: portcullis-health\r\n"
                               "Connection: close\r\n\r\n";
   if (co_await stream->write_all(std::string_view(request))) co_return false;
   char buffer[4096];

@@ -25,7 +25,8 @@ void ConnectionPool::give_back(std::unique_ptr<net::Stream> stream, std::size_t 
 }
 
 void ConnectionPool::clear() {
-  for (auto& idle : idle_) idle.stream->close();
+  for (auto& idle : idle_)
+    idle.stream->close();
   idle_.clear();
 }
 

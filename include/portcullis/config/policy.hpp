@@ -150,16 +150,16 @@ struct ErrorSettings {
 };
 
 struct RouteMatch {
-  std::string path;         // exact path; empty = not used
-  std::string path_prefix;  // segment-wise prefix; empty = not used
+  std::string path;                  // exact path; empty = not used
+  std::string path_prefix;           // segment-wise prefix; empty = not used
   std::vector<std::string> methods;  // upper case; empty = any method
 };
 
 struct Route {
   std::string name;
   RouteMatch match;
-  std::string upstream;             // name as written
-  std::size_t upstream_index = 0;   // index into Policy::upstreams
+  std::string upstream;            // name as written
+  std::size_t upstream_index = 0;  // index into Policy::upstreams
   bool enforce = true;
   Location location;
 };

@@ -48,7 +48,7 @@ struct Runtime {
   std::vector<ListenerRuntime> listeners;  // policy order
   std::vector<UpstreamRuntime> upstreams;  // policy order; routes index into it
   http::HeadLimits head_limits;
-  std::size_t head_buffer_bytes = 0;       // room for the largest head the limits allow
+  std::size_t head_buffer_bytes = 0;  // room for the largest head the limits allow
 
   explicit Runtime(std::shared_ptr<const config::Policy> p);
 };

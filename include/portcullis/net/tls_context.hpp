@@ -78,8 +78,7 @@ class ServerTlsContext {
 
 class ClientTlsContext {
  public:
-  explicit ClientTlsContext(const config::UpstreamTls& settings,
-                            const config::Location& location);
+  explicit ClientTlsContext(const config::UpstreamTls& settings, const config::Location& location);
   ~ClientTlsContext();
   ClientTlsContext(const ClientTlsContext&) = delete;
   ClientTlsContext& operator=(const ClientTlsContext&) = delete;
