@@ -5,7 +5,8 @@
 //   demo-upstream --listen 127.0.0.1:0 [--threads N] [--tls-cert F --tls-key K] [--name NAME]
 //                 [--max-records N]
 //
-// Control routes under /__ (not recorded): GET /__requests, POST /__reset, GET /__stats.
+// Control routes under /__ (not recorded): GET /__requests, POST /__reset (records and stats),
+// GET /__stats, POST /__health/fail and POST /__health/ok (what GET /health answers from then on).
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -435,6 +436,7 @@ struct Shared {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> next_seq{0};
   std::atomic<std::uint64_t> next_connection{0};
+  std::atomic<bool> healthy{true};  // what GET /health answers; flipped by /__health/{ok,fail}
   std::vector<std::unique_ptr<RecordStore>> stores;
 
   std::string requests_json() const {
@@ -744,6 +746,9 @@ class Session {
         respond(200, "application/json", "{\"reset\":true}", keep_alive, head_only);
       } else if (path == "/__stats") {
         respond(200, "application/json", shared_.stats_json(), keep_alive, head_only);
+      } else if (path == "/__health/ok" || path == "/__health/fail") {
+        shared_.healthy.store(path == "/__health/ok");
+        respond(200, "application/json", "{\"health\":true}", keep_alive, head_only);
       } else {
         respond(404, "text/plain", "no such control route\n", keep_alive, head_only);
       }
@@ -788,7 +793,11 @@ class Session {
       const auto n = std::min(parse_decimal(path.substr(9)).value_or(0), kMaxGeneratedBody);
       co_return co_await send_chunked(n, keep_alive, head_only);
     } else if (path == "/health") {
-      respond(200, "text/plain", "ok", keep_alive, head_only);
+      if (shared_.healthy.load(std::memory_order_relaxed)) {
+        respond(200, "text/plain", "ok", keep_alive, head_only);
+      } else {
+        respond(503, "text/plain", "unhealthy", keep_alive, head_only);
+      }
     } else if (path == "/health-fail") {
       respond(503, "text/plain", "unhealthy", keep_alive, head_only);
     } else if (path == "/echo" || path.starts_with("/echo/")) {

@@ -32,7 +32,22 @@ DEFAULT_CA = None
 READY_TIMEOUT = 15.0
 IO_TIMEOUT = 10.0
 
-HEX32 = re.compile(r"^[0-9a-f]{32}$")
+REQUEST_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+
+# The response headers the policy sets by default (spec: headers.response.set).
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+# Things a gateway error body must never carry: stack traces, file paths, upstream addresses,
+# library messages.
+LEAK_MARKERS = (b"NullPointerException", b"Core.java", b"<h1>", b"127.0.0.1", b"/work/", b"asio",
+                b"boost", b"OpenSSL", b"SSL routines", b"Traceback", b"errno", b"system:")
 
 
 def portcullis_bin():
@@ -371,6 +386,10 @@ class Upstream:
 
     def stats(self):
         return self._control("GET", "/__stats")
+
+    def set_healthy(self, healthy):
+        """What GET /health answers from now on: 200 "ok" or 503."""
+        self._control("POST", "/__health/ok" if healthy else "/__health/fail")
 
     def wait_for_requests(self, count, timeout=5.0, predicate=None):
         """Polls until at least `count` recorded requests (matching predicate) exist; returns them."""
@@ -939,6 +958,36 @@ def plain_request(port, method, path, headers=None, body=None, host="localhost",
                 return response
     finally:
         sock.close()
+
+
+def assert_security_headers(response):
+    """The configured response headers, the request id, and none of the removed headers."""
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers_all(name) == [value], f"{name} in {response!r}"
+    request_id = response.header("X-Request-Id")
+    assert request_id is not None and REQUEST_ID.match(request_id), response
+    assert len(response.headers_all("X-Request-Id")) == 1, response
+    for name in ("Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version"):
+        assert not response.has_header(name), f"{name} in {response!r}"
+
+
+def assert_gateway_error(response, status, error=None):
+    """A gateway error: the status, a small JSON body {"error":..., "request_id":...} whose
+    request_id is the X-Request-Id header, the security headers, and nothing leaked.
+    Returns the parsed body."""
+    assert response.status == status, response
+    assert (response.header("Content-Type") or "").lower().startswith("application/json"), response
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == {"error", "request_id"}, body
+    assert isinstance(body["error"], str) and body["error"], body
+    if error is not None:
+        assert body["error"] == error, body
+    assert REQUEST_ID.match(body["request_id"]), body
+    assert response.header("X-Request-Id") == body["request_id"], response
+    assert_security_headers(response)
+    for marker in LEAK_MARKERS:
+        assert marker.lower() not in response.body.lower(), f"{marker!r} leaked: {response!r}"
+    return body
 
 
 def handshake_fails(port, **kwargs):

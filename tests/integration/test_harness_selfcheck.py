@@ -1,15 +1,14 @@
 """The harness itself, against demo-upstream directly and a stand-in gateway process: if these fail,
 the other integration tests cannot be trusted."""
 
-import json
 import os
 import socket
 import ssl
 import stat
 import subprocess
-import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -264,18 +263,20 @@ def test_cipher_and_version_options_are_really_offered(upstream_factory):
                        ciphers="ECDHE-ECDSA-AES128-SHA")
     assert sock.cipher()[0] == "ECDHE-ECDSA-AES128-SHA"
     sock.close()
-    # demo-upstream refuses TLS 1.1
-    assert harness.handshake_fails(up.port, server_name="upstream.test", min_version="TLS1.1",
-                                   max_version="TLS1.1")
+    # demo-upstream refuses TLS 1.0 and 1.1
+    for old in ("TLS1", "TLS1.1"):
+        assert harness.handshake_fails(up.port, server_name="upstream.test", min_version=old,
+                                       max_version=old)
 
 
-def test_client_offers_tls11_when_asked(certs):
-    """A local server that accepts TLS 1.1 sees the client's TLS 1.1 handshake succeed."""
+@pytest.mark.parametrize("version", ["TLS1", "TLS1.1"])
+def test_client_offers_old_versions_when_asked(certs, version):
+    """A local server that accepts TLS 1.0 and 1.1 sees the client's old handshake succeed, so a
+    refusal by the gateway is the gateway's."""
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        server_ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+        server_ctx.minimum_version = ssl.TLSVersion.TLSv1
     server_ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     server_ctx.load_cert_chain(certs.server_cert, certs.server_key)
     listener = socket.create_server(("127.0.0.1", 0))
@@ -293,12 +294,13 @@ def test_client_offers_tls11_when_asked(certs):
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    sock = tls_connect(port, min_version="TLS1.1", max_version="TLS1.1")
-    assert sock.version() == "TLSv1.1"
+    expected = version.replace("TLS", "TLSv")  # Python names them TLSv1 and TLSv1.1
+    sock = tls_connect(port, min_version=version, max_version=version)
+    assert sock.version() == expected
     sock.close()
     t.join(5)
     listener.close()
-    assert versions == ["TLSv1.1"]
+    assert versions == [expected]
 
 
 def test_client_certificate_helpers(certs):
