@@ -137,7 +137,10 @@ def test_encoded_dot_segments_without_a_matching_route_are_404(api_gateway, upst
     "/api/a%2Fb",
     "/api/%252e",      # double encoding
     "/api/%252e%252e/admin",
+    "/api/a%5cb",      # encoded backslash
     "/api/%00",        # NUL
+    "/api/%0d%0a",     # other encoded control characters
+    "/api/../../etc",  # climbs above the root
     "/api/%zz",        # not a percent-encoding
 ])
 def test_ambiguous_paths_are_400_and_close(gateway, upstream, path):

@@ -197,6 +197,14 @@ def test_post_not_retried_when_endpoint_refuses(gateway_factory, certs, upstream
     assert len(targets(upstream)) == 1
 
 
+def test_idempotent_request_retried_after_reset(gateway_factory, certs, upstream_factory):
+    a, b = upstream_factory(name="a"), upstream_factory(name="b")
+    gw = gateway_factory(base_policy(certs, [a, b]))
+    assert_gateway_error(request(gw.tls_port, "GET", "/reset"), 502, "bad_gateway")
+    # retries: 1 (the default) = at most two attempts
+    assert len(targets(a, "/reset")) + len(targets(b, "/reset")) == 2
+
+
 def test_post_sent_once_when_upstream_resets(gateway_factory, certs, upstream_factory):
     a, b = upstream_factory(name="a"), upstream_factory(name="b")
     gw = gateway_factory(base_policy(certs, [a, b]))
