@@ -1,0 +1,31 @@
+# Multi-stage build: a Debian 12 build stage with the -dev packages, and a slim runtime stage
+# with only the shared libraries the binary links, running as a non-root user.
+FROM debian:12 AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      build-essential cmake ninja-build pkg-config ca-certificates \
+      libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev \
+      libssl-dev libyaml-cpp-dev libhiredis-dev prometheus-cpp-dev libspdlog-dev libfmt-dev \
+      libre2-dev libgtest-dev libgmock-dev libbenchmark-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPORTCULLIS_TESTS=OFF \
+      -DPORTCULLIS_BENCHMARKS=OFF \
+    && cmake --build /build --target portcullis \
+    && strip /build/portcullis
+
+FROM debian:12-slim
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      ca-certificates libssl3 libyaml-cpp0.7 libspdlog1.10 libfmt9 libre2-9 libhiredis0.14 \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libboost-json1.81.0 libboost-url1.81.0 \
+      libboost-system1.81.0 curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --no-create-home --shell /usr/sbin/nologin portcullis
+COPY --from=build /build/portcullis /usr/bin/portcullis
+COPY conf/portcullis.yaml /etc/portcullis/portcullis.yaml
+USER portcullis
+EXPOSE 8443 8080
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:9901/healthz || exit 1
+ENTRYPOINT ["/usr/bin/portcullis"]
+CMD ["-c", "/etc/portcullis/portcullis.yaml"]
