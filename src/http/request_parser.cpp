@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "char_class.hpp"
 #include "portcullis/core/ip.hpp"
@@ -16,6 +17,12 @@ constexpr std::size_t kMaxLeadingEmptyLines = 4;
 constexpr std::size_t kMaxMethodBytes = 32;
 constexpr std::size_t kMaxContentLengthDigits = 18;  // < 2^63: no overflow, no sign games
 constexpr std::string_view kVersionPrefix = "HTTP/1.";
+
+// Limits come from configuration: never let offset + limit wrap around.
+constexpr std::size_t add_saturated(std::size_t a, std::size_t b) {
+  return a > std::numeric_limits<std::size_t>::max() - b ? std::numeric_limits<std::size_t>::max()
+                                                         : a + b;
+}
 
 // 1*DIGIT, at most 18 digits; nothing else (no sign, no list, no inner whitespace).
 bool parse_content_length(std::string_view value, std::uint64_t& out) {
@@ -144,7 +151,7 @@ ParseResult RequestParser::scan(std::string_view buffered) {
   const std::size_t n = buffered.size();
   std::size_t i = scanned_;
   // Header-line bytes at or past this offset exceed max_header_bytes.
-  const auto header_limit = [&] { return headers_start_ + limits_.max_header_bytes; };
+  const auto header_limit = [&] { return add_saturated(headers_start_, limits_.max_header_bytes); };
 
   while (i < n) {
     switch (state_) {
@@ -195,7 +202,8 @@ ParseResult RequestParser::scan(std::string_view buffered) {
           if (c != '/') return fail(400, Reason::bad_target);
         }
         const std::size_t start = i;
-        const std::size_t end = std::min(n, i + (limits_.max_uri_bytes - part_len_) + 1);
+        const std::size_t end =
+            std::min(n, add_saturated(i, add_saturated(limits_.max_uri_bytes - part_len_, 1)));
         while (i < end && is(p[i], detail::kTarget))
           ++i;
         part_len_ += i - start;

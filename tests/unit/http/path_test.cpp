@@ -79,6 +79,10 @@ INSTANTIATE_TEST_SUITE_P(
         Refused{"/..%2f", Reason::encoded_slash},
         // NUL
         Refused{"/a%00", Reason::encoded_nul}, Refused{"/a%00.html", Reason::encoded_nul},
+        // other encoded controls (header and log injection in back ends that decode)
+        Refused{"/a%0d%0aSet-Cookie:x", Reason::bad_path}, Refused{"/a%0A", Reason::bad_path},
+        Refused{"/a%09", Reason::bad_path}, Refused{"/a%1f", Reason::bad_path},
+        Refused{"/a%7F", Reason::bad_path},
         // double encoding
         Refused{"/%252e%252e/", Reason::double_encoding},
         Refused{"/%252F", Reason::double_encoding}, Refused{"/a%2541", Reason::double_encoding},

@@ -654,6 +654,15 @@ TEST(RequestParser, HeaderCountBoundary) {
   EXPECT_EQ(r.reply.status, 431);
 }
 
+TEST(RequestParser, HugeLimitsDoNotWrapAround) {
+  HeadLimits limits;
+  limits.max_uri_bytes = SIZE_MAX;
+  limits.max_header_bytes = SIZE_MAX;
+  limits.max_header_count = SIZE_MAX;
+  const auto head = expect_ok(request("X: y\r\n", "GET /abc HTTP/1.1"), limits);
+  EXPECT_EQ(head.path, "/abc");
+}
+
 TEST(RequestParser, DefaultHeaderCount) {
   std::string many;
   for (int i = 0; i < 99; ++i)
