@@ -68,10 +68,11 @@ struct Loaded {
 
 // Loads and compiles the policy; on failure returns the diagnostics, one per line.
 std::optional<Loaded> load(const std::string& path, net::Services& services,
-                           std::vector<std::string>& errors) {
+                           std::vector<std::string>& errors,
+                           const net::Runtime* previous = nullptr) {
   try {
     auto policy = std::make_shared<const config::Policy>(config::load_policy(path));
-    auto runtime = net::build_runtime(policy, services);
+    auto runtime = net::build_runtime(policy, services, previous);
     return Loaded{policy, runtime};
   } catch (const config::PolicyError& error) {
     for (const auto& diagnostic : error.diagnostics())
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  net::Services services;
+  net::Services services(PORTCULLIS_VERSION);
   std::vector<std::string> errors;
   auto loaded = load(config_path, services, errors);
   if (!loaded) {
@@ -134,6 +135,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   net::Server server(loaded->runtime, services, emit_event);
@@ -148,9 +150,15 @@ int main(int argc, char** argv) {
   for (;;) {
     int signal_number = 0;
     if (sigwait(&signals, &signal_number) != 0) continue;
+    if (signal_number == SIGUSR1) {
+      server.current()->logs->reopen();
+      continue;
+    }
     if (signal_number == SIGHUP) {
       std::vector<std::string> reload_errors;
-      auto reloaded = load(config_path, services, reload_errors);
+      const auto current = server.current();
+      auto reloaded = load(config_path, services, reload_errors, current.get());
+      services.metrics.config_reload(reloaded.has_value());
       if (!reloaded) {
         std::string list = "[";
         for (std::size_t i = 0; i < reload_errors.size(); ++i) {
@@ -158,15 +166,19 @@ int main(int argc, char** argv) {
           list += json_string(reload_errors[i]);
         }
         emit_event(R"({"event":"reload","result":"refused","errors":)" + list + "]}");
+        current->logs->security_event(R"("event":"reload","result":"refused","errors":)" + list +
+                                      "]");
         continue;
       }
       server.reload(reloaded->runtime);
       emit_event(R"({"event":"reload","result":"ok"})");
+      reloaded->runtime->logs->security_event(R"("event":"reload","result":"ok")");
       continue;
     }
     emit_event(R"({"event":"drain","signal":)" + json_string(strsignal(signal_number)) + "}");
     const auto drain_timeout = server.current()->policy->server.limits.drain_timeout;
     server.drain_and_stop(drain_timeout);
+    server.current()->logs->flush();
     emit_event(R"({"event":"stopped"})");
     return 0;
   }

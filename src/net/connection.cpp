@@ -99,6 +99,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   // ---- phases ----
   asio::awaitable<void> request_loop();
   asio::awaitable<bool> handle_request();
+  asio::awaitable<bool> process_request();
+  void finish_record();
   asio::awaitable<bool> read_head(const Runtime& runtime, http::ParseResult& parsed);
   asio::awaitable<bool> forward(const Runtime& runtime, const config::Route& route,
                                 std::size_t head_bytes);
@@ -106,7 +108,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
                                                    const EndpointRuntime& endpoint,
                                                    Failure& failure);
   asio::awaitable<bool> send_request(const Runtime& runtime, const config::Upstream& settings,
-                                     std::size_t head_bytes, Failure& failure, bool& client_broken);
+                                     std::size_t head_bytes, bool dechunked, Failure& failure,
+                                     bool& client_broken);
   asio::awaitable<bool> relay_response(const Runtime& runtime, const config::Upstream& settings,
                                        const EndpointRuntime& endpoint);
   asio::awaitable<void> send_local(int status, Reason reason, bool close,
@@ -161,7 +164,25 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   std::unique_ptr<Stream> upstream_;
   bool upstream_reused_ = false;
   std::size_t response_head_bytes_ = 0;
-  Reason last_reason_ = Reason::none;  // why the last local reply was sent
+  std::size_t consume_after_ = 0;  // input bytes the current request used; dropped at its end
+  std::vector<std::string_view> dechunked_;  // a whole buffered chunked body, decoded
+  std::size_t dechunked_consumed_ = 0;       // its encoded size in the input
+  std::vector<std::string_view> pieces_;
+
+  // What the current request did, for the access log and metrics.
+  struct Record {
+    Clock::time_point started;
+    const config::Route* route = nullptr;
+    std::size_t route_index = 0;
+    std::string_view upstream;
+    Clock::time_point upstream_sent;
+    double upstream_seconds = -1;
+    int status = 0;
+    Reason reason = Reason::none;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+  } record_;
+  std::string_view tls_version_;
 };
 
 void close_if_idle(ClientConnection* connection) {
@@ -193,10 +214,12 @@ void ClientConnection::finish() {
   release_buffers();
   client_.close();
   worker_.connections.erase(this);
+  if (kind_ != ListenerKind::admin) worker_.services.metrics.connection_closed();
 }
 
 asio::awaitable<void> ClientConnection::run() {
   worker_.connections.insert(this);
+  if (kind_ != ListenerKind::admin) worker_.services.metrics.connection_opened();
   asio::co_spawn(worker_.io, watchdog(shared_from_this()), asio::detached);
   pinned_ = worker_.pin();
   const Runtime& runtime = *pinned_->runtime;
@@ -212,9 +235,12 @@ asio::awaitable<void> ClientConnection::run() {
     client_.attach_tls(ssl);
     set_deadline(Phase::handshake, limits.header_timeout);
     if (auto ec = co_await client_.handshake()) {
+      worker_.services.metrics.tls_handshake_failure();
       finish();
       co_return;
     }
+    tls_version_ = tls_version_name(ssl);
+    worker_.services.metrics.tls_handshake(tls_version_);
     client_subject_ = verified_peer_subject(ssl);
     co_await request_loop();
   } else if (kind_ == ListenerKind::redirect) {
@@ -281,6 +307,8 @@ void ClientConnection::assign_request_id(const config::Policy& policy) {
 asio::awaitable<error_code> ClientConnection::write_client(
     std::span<const std::string_view> pieces) {
   set_deadline(Phase::client_write, pinned_->runtime->policy->server.limits.body_timeout);
+  for (const auto piece : pieces)
+    record_.bytes_out += piece.size();
   co_return co_await client_.write_all(pieces);
 }
 
@@ -298,7 +326,8 @@ asio::awaitable<void> ClientConnection::send_local(int status, Reason reason, bo
   const bool head_request = head_.method == "HEAD";
   filters::build_local_reply({policy, request_id_, head_request, close}, status,
                              core::error_code_for_status(status), extra, out_);
-  last_reason_ = reason;
+  record_.status = status;
+  record_.reason = reason;
   const std::string_view piece = out_;
   co_await write_client(std::span(&piece, 1));
 }
@@ -327,6 +356,7 @@ asio::awaitable<bool> ClientConnection::read_head(const Runtime& runtime,
   parser_ = http::RequestParser(runtime.head_limits);
   head_.clear();
   request_id_.clear();
+  path_.clear();
   bool deadline_set = false;
   for (;;) {
     parsed = parser_.parse(std::string_view(in_.get(), in_size_), head_);
@@ -354,18 +384,79 @@ asio::awaitable<bool> ClientConnection::read_head(const Runtime& runtime,
 }
 
 asio::awaitable<bool> ClientConnection::handle_request() {
+  record_ = Record{};
+  record_.started = Clock::now();
+  consume_after_ = 0;
+  const bool keep_alive = co_await process_request();
+  finish_record();
+  // Only now may the request's bytes go: its head (method, path) was in use until here.
+  if (keep_alive) consume_input(consume_after_);
+  co_return keep_alive;
+}
+
+void ClientConnection::finish_record() {
+  if (record_.status == 0) return;  // nothing was answered (the client went away)
+  const Runtime& runtime = *pinned_->runtime;
+  const double seconds = std::chrono::duration<double>(Clock::now() - record_.started).count();
+  const obs::RouteMetrics* route_metrics =
+      record_.route ? runtime.route_metrics[record_.route_index] : runtime.unmatched_metrics;
+  route_metrics->observe(record_.status, seconds, record_.upstream_seconds);
+  auto& metrics = worker_.services.metrics;
+  if (record_.reason != Reason::none) {
+    metrics.rejection(record_.reason);
+    switch (record_.reason) {
+      case Reason::upstream_connect_failed:
+        metrics.upstream_error(obs::UpstreamErrorKind::connect_failed);
+        break;
+      case Reason::upstream_reset:
+        metrics.upstream_error(obs::UpstreamErrorKind::reset);
+        break;
+      case Reason::upstream_timeout:
+        metrics.upstream_error(obs::UpstreamErrorKind::timeout);
+        break;
+      case Reason::upstream_bad_response:
+        metrics.upstream_error(obs::UpstreamErrorKind::bad_response);
+        break;
+      case Reason::no_healthy_upstream:
+        metrics.upstream_error(obs::UpstreamErrorKind::no_healthy);
+        break;
+      default:
+        break;
+    }
+  }
+  obs::Logs& logs = *runtime.logs;
+  const bool rejected = record_.reason != Reason::none && record_.status < 500;
+  if (!logs.access_enabled() && !rejected) return;
+  const obs::AccessRecord access{
+      request_id_,
+      filters::client_ip(*runtime.policy, head_, peer_),
+      head_.method,
+      path_.empty() ? head_.path : std::string_view(path_),
+      record_.route ? std::string_view(record_.route->name) : std::string_view(),
+      record_.status,
+      record_.bytes_in,
+      record_.bytes_out,
+      seconds,
+      record_.upstream,
+      record_.upstream_seconds,
+      tls_version_,
+      record_.reason};
+  logs.access(access);
+  if (rejected) logs.rejection(access);
+}
+
+asio::awaitable<bool> ClientConnection::process_request() {
   const Runtime& runtime = *pinned_->runtime;
   const config::Policy& policy = *runtime.policy;
   http::ParseResult parsed;
   if (!co_await read_head(runtime, parsed)) co_return false;
   if (parsed.state == http::ParseState::error) {
-    const bool close = parsed.reply.close_connection || head_.framing != BodyFraming::none;
-    co_await send_local(parsed.reply.status, parsed.reply.reason, close);
-    if (close) co_return false;
-    consume_input(parsed.head_bytes);
-    co_return true;
+    // Whatever follows a refused head cannot be trusted to start a new request: close.
+    co_await send_local(parsed.reply.status, parsed.reply.reason, true);
+    co_return false;
   }
   const std::size_t head_bytes = parsed.head_bytes;
+  record_.bytes_in = head_bytes;
   const bool has_body = head_.framing != BodyFraming::none;
   const bool keep_alive = head_.keep_alive && !worker_.draining.load(std::memory_order_relaxed);
   assign_request_id(policy);
@@ -385,9 +476,11 @@ asio::awaitable<bool> ClientConnection::handle_request() {
       co_await send_local(405, Reason::method_not_allowed, close, std::span(&allow, 1));
     }
     if (close) co_return false;
-    consume_input(head_bytes);
+    consume_after_ = head_bytes;
     co_return true;
   }
+  record_.route = decision.route;
+  record_.route_index = decision.route_index;
   if (head_.framing == BodyFraming::content_length &&
       head_.content_length > policy.server.limits.max_body_bytes) {
     co_await send_local(413, Reason::body_too_large, true);
@@ -451,15 +544,49 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
   const bool idempotent = is_idempotent(head_.method);
   const bool has_body = head_.framing != BodyFraming::none;
 
+  // A chunked body already buffered whole is checked before anything goes upstream, and sent
+  // with a Content-Length: malformed framing never reaches the upstream, and legacy upstreams
+  // that mishandle chunked bodies receive a plain one.
+  BodyFraming upstream_framing = head_.framing;
+  std::uint64_t upstream_length = head_.content_length;
+  dechunked_.clear();
+  if (head_.framing == BodyFraming::chunked) {
+    http::ChunkedDecoder probe;
+    std::string_view input(in_.get() + head_bytes, in_size_ - head_bytes);
+    std::uint64_t payload = 0;
+    for (;;) {
+      const auto step = probe.step(input);
+      input.remove_prefix(step.consumed);
+      if (step.error != Reason::none) {
+        co_await send_local(400, step.error, true);
+        co_return false;
+      }
+      payload += step.data.size();
+      if (payload > policy.server.limits.max_body_bytes) {
+        co_await send_local(413, Reason::body_too_large, true);
+        co_return false;
+      }
+      if (!step.data.empty()) dechunked_.push_back(step.data);
+      if (step.done) {
+        upstream_framing = payload ? BodyFraming::content_length : BodyFraming::none;
+        upstream_length = payload;
+        dechunked_consumed_ = in_size_ - head_bytes - input.size();
+        break;
+      }
+      if (input.empty()) {
+        dechunked_.clear();  // not all here yet: stream it
+        break;
+      }
+    }
+  }
+
   out_.clear();
-  const filters::UpstreamRequest request{head_,
-                                         path_,
-                                         peer_,
-                                         is_trusted_proxy(policy, peer_),
-                                         request_id_,
-                                         head_.framing,
-                                         head_.content_length};
+  const filters::UpstreamRequest request{
+      head_,          path_, peer_, is_trusted_proxy(policy, peer_), request_id_, upstream_framing,
+      upstream_length};
   filters::build_upstream_request(policy, request, out_);
+  const bool dechunked =
+      head_.framing == BodyFraming::chunked && upstream_framing != BodyFraming::chunked;
 
   std::size_t attempts_left = 1 + (idempotent ? settings.retries : 0);
   bool stale_retry_left = true;
@@ -470,6 +597,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
     const EndpointRuntime* endpoint =
         pick_endpoint(upstream, route.upstream_index, failed_endpoint);
     if (!endpoint) break;  // `failure` holds the last attempt's outcome, or 503
+    record_.upstream = endpoint->address.text;
     upstream_ = worker_.pool(endpoint->id).take(Clock::now());
     upstream_reused_ = static_cast<bool>(upstream_);
     if (!upstream_) {
@@ -487,7 +615,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
       if (co_await write_client(std::span(&piece, 1))) co_return false;
     }
     bool client_broken = false;
-    if (!co_await send_request(runtime, settings, head_bytes, failure, client_broken)) {
+    if (!co_await send_request(runtime, settings, head_bytes, dechunked, failure, client_broken)) {
       if (upstream_) upstream_->close();
       upstream_.reset();
       if (client_broken) co_return false;
@@ -514,7 +642,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
   const bool close = has_body || !head_.keep_alive;
   co_await send_local(failure.status, failure.reason, close);
   if (close) co_return false;
-  consume_input(head_bytes);
+  consume_after_ = head_bytes;
   co_return true;
 }
 
@@ -523,15 +651,24 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
 // did (a local reply has then been sent if one could be).
 asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
                                                      const config::Upstream& settings,
-                                                     std::size_t head_bytes, Failure& failure,
-                                                     bool& client_broken) {
+                                                     std::size_t head_bytes, bool dechunked,
+                                                     Failure& failure, bool& client_broken) {
   const auto& limits = runtime.policy->server.limits;
   ensure_io_buffer();
   const std::string_view buffered(in_.get() + head_bytes, in_size_ - head_bytes);
   std::size_t consumed = head_bytes;
   const Failure upstream_write_failed{502, Reason::upstream_reset};
 
-  if (head_.framing == BodyFraming::content_length) {
+  if (dechunked) {
+    // The whole (validated) body was buffered: head and payload in one write.
+    pieces_.assign(1, std::string_view(out_));
+    pieces_.insert(pieces_.end(), dechunked_.begin(), dechunked_.end());
+    if (co_await write_upstream(pieces_, settings)) {
+      failure = upstream_write_failed;
+      co_return false;
+    }
+    consumed += dechunked_consumed_;
+  } else if (head_.framing == BodyFraming::content_length) {
     const auto first =
         buffered.substr(0, std::min<std::uint64_t>(buffered.size(), head_.content_length));
     const std::string_view pieces[] = {out_, first};
@@ -621,8 +758,19 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
       co_return false;
     }
   }
-  // The request is fully read: drop it from the input (a pipelined request stays).
-  consume_input(consumed);
+  // The request is fully read; its bytes leave the input when the exchange ends.
+  consume_after_ = consumed;
+  std::uint64_t body_bytes = 0;
+  if (dechunked) {
+    for (const auto piece : dechunked_)
+      body_bytes += piece.size();
+  } else if (head_.framing == BodyFraming::content_length) {
+    body_bytes = head_.content_length;
+  } else if (head_.framing == BodyFraming::chunked) {
+    body_bytes = chunked_.payload_bytes();
+  }
+  record_.bytes_in = head_bytes + body_bytes;
+  record_.upstream_sent = Clock::now();
 
   // Response head.
   response_parser_.reset();
@@ -650,6 +798,8 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
         continue;
       }
       response_head_bytes_ = parsed.head_bytes;
+      record_.upstream_seconds =
+          std::chrono::duration<double>(Clock::now() - record_.upstream_sent).count();
       co_return true;
     }
     if (io_size_ == kIoBufferBytes) {
@@ -721,6 +871,7 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
       }
       break;
   }
+  record_.status = response_.status;
   out_.clear();
   filters::build_client_response({policy, request_id_, head_request, close}, response_, framing,
                                  content_length, out_);
@@ -872,6 +1023,18 @@ asio::awaitable<void> ClientConnection::serve_admin() {
   std::string_view body;
   if (head_.method != "GET" && head_.method != "HEAD") {
     co_await send_local(405, Reason::method_not_allowed, true);
+    co_return;
+  }
+  if (head_.path == "/metrics") {
+    const std::string exposition = worker_.services.metrics.expose();
+    out_ =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+        "Cache-Control: no-store\r\nContent-Length: ";
+    out_ += std::to_string(exposition.size());
+    out_ += "\r\nConnection: close\r\n\r\n";
+    if (head_.method == "GET") out_ += exposition;
+    const std::string_view piece = out_;
+    co_await write_client(std::span(&piece, 1));
     co_return;
   }
   if (head_.path == "/healthz") {

@@ -8,6 +8,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/version.hpp>
 #include <stdexcept>
 #include <thread>
 
@@ -78,6 +79,7 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
                                                      limits.max_connections_per_ip, refused);
       if (!slot) {
         // Closed at accept, before any TLS work is spent on it.
+        worker.services.metrics.rejection(refused);
         socket.set_option(asio::socket_base::linger(true, 0), ec);
         socket.close(ec);
         continue;
@@ -103,9 +105,23 @@ Runtime::Runtime(std::shared_ptr<const config::Policy> p) : policy(std::move(p))
   head_buffer_bytes = limits.max_uri_bytes + limits.max_header_bytes + 256;
 }
 
+Services::Services(std::string_view version)
+    : metrics(version, openssl_version(), BOOST_LIB_VERSION) {}
+
 std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Policy> policy,
-                                             Services& services) {
+                                             Services& services, const Runtime* previous) {
   auto runtime = std::make_shared<Runtime>(policy);
+  const auto& logging = policy->logging;
+  if (previous && previous->logs && previous->logs->settings().access_log == logging.access_log &&
+      previous->logs->settings().security_log == logging.security_log &&
+      previous->logs->settings().level == logging.level) {
+    runtime->logs = previous->logs;
+  } else {
+    runtime->logs = std::make_shared<obs::Logs>(logging);
+  }
+  for (const auto& route : policy->routes)
+    runtime->route_metrics.push_back(&services.metrics.route(route.name));
+  runtime->unmatched_metrics = &services.metrics.route(std::string(obs::Metrics::kUnmatchedRoute));
   for (const auto& listener : policy->server.listen) {
     ListenerRuntime compiled;
     compiled.settings = &listener;

@@ -51,6 +51,38 @@ def test_chunked_body_forwarded_intact(gateway, upstream):
     assert (framing[0] is None) != (framing[1] is None), record["headers"]
 
 
+def test_small_chunked_body_arrives_with_a_content_length(gateway, upstream):
+    """A chunked body that arrives whole is validated first and forwarded de-chunked."""
+    sock = tls_connect(gateway.tls_port)
+    try:
+        send(sock, build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")])
+             + chunked(b'{"amount": "12.50", "currency": "EUR"}', 7))
+        response = read_response(sock)
+    finally:
+        sock.close()
+    assert response.status == 200, response
+    record = upstream.requests()[0]
+    assert record.header("Transfer-Encoding") is None
+    assert record.header("Content-Length") == "38"
+    assert record.body_bytes == b'{"amount": "12.50", "currency": "EUR"}'
+
+
+def test_malformed_buffered_chunked_body_never_reaches_the_upstream(gateway_factory, certs,
+                                                                    upstream_factory):
+    up = upstream_factory()
+    gw = gateway_factory(base_policy(certs, up))
+    sock = tls_connect(gw.tls_port)
+    try:
+        send(sock, build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")])
+             + b"5\r\nhello\r\n3\r\nabcX\r\n0\r\n\r\n")
+        assert_gateway_error(read_response(sock), 400, "bad_request")
+    finally:
+        sock.close()
+    # Not even a connection was opened: the head never left the gateway.
+    assert up.stats()["connections_accepted"] == 0
+    assert up.requests() == []
+
+
 def test_expect_100_continue(gateway, upstream):
     sock = tls_connect(gateway.tls_port)
     try:

@@ -8,7 +8,8 @@
 // back ends fold into '-'), both Content-Length and Transfer-Encoding, repeated or malformed
 // Content-Length, any Transfer-Encoding other than a single `chunked` (and any on HTTP/1.0),
 // a missing, repeated or malformed Host, a request-target that is not origin-form or holds bytes
-// outside RFC 3986, an HTTP version other than 1.0/1.1, and an Expect other than 100-continue.
+// outside RFC 3986, and an HTTP version other than 1.0/1.1. An Expect other than 100-continue
+// is answered 417 (and the connection closed by the gateway, like every refusal).
 // 414 when the request line exceeds max_uri_bytes; 431 when the header lines exceed
 // max_header_bytes or their number exceeds max_header_count.
 

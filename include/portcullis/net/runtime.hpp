@@ -13,15 +13,20 @@
 #include "portcullis/http/request_parser.hpp"
 #include "portcullis/net/connection_limiter.hpp"
 #include "portcullis/net/tls_context.hpp"
+#include "portcullis/obs/logs.hpp"
+#include "portcullis/obs/metrics.hpp"
 #include "portcullis/upstream/endpoint_health.hpp"
 
 namespace portcullis::net {
 
 // Process-wide state that outlives policy reloads.
 struct Services {
+  explicit Services(std::string_view version);
+
   std::shared_ptr<TicketKeys> ticket_keys = std::make_shared<TicketKeys>();
   upstream::EndpointRegistry endpoints;
   ConnectionLimiter connections;
+  obs::Metrics metrics;
 };
 
 struct EndpointRuntime {
@@ -49,13 +54,18 @@ struct Runtime {
   std::vector<UpstreamRuntime> upstreams;  // policy order; routes index into it
   http::HeadLimits head_limits;
   std::size_t head_buffer_bytes = 0;  // room for the largest head the limits allow
+  std::shared_ptr<obs::Logs> logs;  // kept across reloads while `logging` is unchanged
+  std::vector<const obs::RouteMetrics*> route_metrics;  // by route index
+  const obs::RouteMetrics* unmatched_metrics = nullptr;
 
   explicit Runtime(std::shared_ptr<const config::Policy> p);
 };
 
 // Compiles `policy`. Throws TlsSetupError or std::runtime_error ("FILE:LINE:COL: message") when
-// a certificate, key or endpoint name cannot be used.
+// a certificate, key or endpoint name cannot be used. `previous` (the runtime being replaced, if
+// any) lends its log files when the logging settings did not change.
 std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Policy> policy,
-                                             Services& services);
+                                             Services& services,
+                                             const Runtime* previous = nullptr);
 
 }  // namespace portcullis::net

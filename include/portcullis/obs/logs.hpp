@@ -1,0 +1,72 @@
+#pragma once
+// Access and security logs: one JSON object per line, written by spdlog on a background thread
+// so a slow disk never stalls a worker (when the queue is full the oldest lines are dropped and
+// counted, never the request). Lines never carry a token, cookie, password or query string.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "portcullis/config/policy.hpp"
+#include "portcullis/core/ip.hpp"
+#include "portcullis/core/reason.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace portcullis::obs {
+
+// What one request did, filled in along its phases.
+struct AccessRecord {
+  std::string_view request_id;
+  core::IpAddress client_ip;
+  std::string_view method;
+  std::string_view path;  // normalised when known, never with the query
+  std::string_view route;
+  int status = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  double duration_seconds = 0;
+  std::string_view upstream;      // endpoint "host:port", empty when none was used
+  double upstream_seconds = -1;   // time to the upstream's response head; < 0 when none
+  std::string_view tls_version;
+  core::Reason reason = core::Reason::none;
+};
+
+class Logs {
+ public:
+  explicit Logs(const config::LoggingSettings& settings);
+  ~Logs();
+  Logs(const Logs&) = delete;
+  Logs& operator=(const Logs&) = delete;
+
+  const config::LoggingSettings& settings() const { return settings_; }
+  bool access_enabled() const { return access_ != nullptr; }
+
+  void access(const AccessRecord& record);
+  // A refused request: the security log gets the reason, never the request's content.
+  void rejection(const AccessRecord& record);
+  // An operational event already encoded as JSON members, e.g. R"("event":"reload","result":"ok")".
+  void security_event(std::string_view json_members);
+
+  // Reopens log files (SIGUSR1, after rotation).
+  void reopen();
+  void flush();
+
+ private:
+  config::LoggingSettings settings_;
+  std::shared_ptr<spdlog::logger> access_;
+  std::shared_ptr<spdlog::logger> security_;
+};
+
+// Appends `text` to `out` as the inside of a JSON string.
+void append_json_escaped(std::string& out, std::string_view text);
+
+// "2026-11-21T06:30:00.123Z"
+void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_point time);
+
+}  // namespace portcullis::obs

@@ -1,0 +1,78 @@
+#pragma once
+// Prometheus metrics. Families live for the process; per-route handles are resolved once when a
+// policy is loaded (routes(...)), so the request path only increments counters it already holds.
+// Label values are bounded: route names, status classes, reason codes, TLS versions, error kinds
+// — never an IP, a path or a subject.
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "portcullis/core/reason.hpp"
+
+namespace portcullis::obs {
+
+// The handles of one route (or of "_unmatched" for requests no route took).
+struct RouteMetrics {
+  std::array<prometheus::Counter*, 6> by_status_class{};  // 1xx..5xx, then "other"
+  prometheus::Histogram* duration = nullptr;
+  prometheus::Histogram* upstream_duration = nullptr;
+
+  void observe(int status, double seconds, double upstream_seconds) const;
+};
+
+enum class UpstreamErrorKind { connect_failed, reset, timeout, bad_response, no_healthy, count };
+
+class Metrics {
+ public:
+  explicit Metrics(std::string_view version, std::string_view openssl, std::string_view boost);
+
+  // Handles for a route name, created on first use and kept for the process.
+  const RouteMetrics& route(const std::string& name);
+  static constexpr std::string_view kUnmatchedRoute = "_unmatched";
+
+  void rejection(core::Reason reason) { rejections_[static_cast<std::size_t>(reason)]->Increment(); }
+  void upstream_error(UpstreamErrorKind kind) {
+    upstream_errors_[static_cast<std::size_t>(kind)]->Increment();
+  }
+  void tls_handshake(std::string_view version);
+  void tls_handshake_failure() { tls_failures_->Increment(); }
+  void connection_opened() { active_connections_->Increment(); }
+  void connection_closed() { active_connections_->Decrement(); }
+  void config_reload(bool ok) { (ok ? reload_ok_ : reload_refused_)->Increment(); }
+  void log_lines_dropped(double total) { log_dropped_->Set(total); }
+
+  // Prometheus text exposition format (version 0.0.4).
+  std::string expose() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* duration_;
+  prometheus::Family<prometheus::Histogram>* upstream_duration_;
+  std::array<prometheus::Counter*, core::kReasonCount> rejections_{};
+  std::array<prometheus::Counter*, static_cast<std::size_t>(UpstreamErrorKind::count)>
+      upstream_errors_{};
+  prometheus::Family<prometheus::Counter>* tls_handshakes_;
+  prometheus::Counter* tls_failures_;
+  prometheus::Counter* tls13_;
+  prometheus::Counter* tls12_;
+  prometheus::Gauge* active_connections_;
+  prometheus::Counter* reload_ok_;
+  prometheus::Counter* reload_refused_;
+  prometheus::Gauge* log_dropped_;
+
+  std::mutex routes_mutex_;
+  std::unordered_map<std::string, std::unique_ptr<RouteMetrics>> routes_;
+};
+
+}  // namespace portcullis::obs

@@ -1,0 +1,242 @@
+#include "portcullis/obs/logs.hpp"
+
+#include <spdlog/async.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace portcullis::obs {
+namespace {
+
+constexpr std::size_t kQueueLines = 16384;
+
+// A file sink that can reopen its file, so log rotation by rename + SIGUSR1 works.
+class ReopenableFileSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit ReopenableFileSink(std::string path) : path_(std::move(path)) { open(); }
+  ~ReopenableFileSink() override {
+    if (file_) std::fclose(file_);
+  }
+  void reopen() {
+    std::lock_guard lock(mutex_);
+    if (file_) std::fclose(file_);
+    open();
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& message) override {
+    if (!file_) return;
+    std::fwrite(message.payload.data(), 1, message.payload.size(), file_);
+    std::fputc('\n', file_);
+  }
+  void flush_() override {
+    if (file_) std::fflush(file_);
+  }
+
+ private:
+  void open() { file_ = std::fopen(path_.c_str(), "a"); }
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+// Writes the payload only: the line is already complete JSON.
+class RawStreamSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit RawStreamSink(std::FILE* stream) : stream_(stream) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& message) override {
+    std::fwrite(message.payload.data(), 1, message.payload.size(), stream_);
+    std::fputc('\n', stream_);
+  }
+  void flush_() override { std::fflush(stream_); }
+
+ private:
+  std::FILE* stream_;
+};
+
+std::shared_ptr<spdlog::details::thread_pool> shared_pool() {
+  static std::once_flag once;
+  static std::shared_ptr<spdlog::details::thread_pool> pool;
+  std::call_once(once, [] { pool = std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1); });
+  return pool;
+}
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& target) {
+  if (target == "off") return nullptr;
+  spdlog::sink_ptr sink;
+  if (target == "stdout") {
+    sink = std::make_shared<RawStreamSink>(stdout);
+  } else if (target == "stderr") {
+    sink = std::make_shared<RawStreamSink>(stderr);
+  } else {
+    sink = std::make_shared<ReopenableFileSink>(target);
+  }
+  auto logger = std::make_shared<spdlog::async_logger>(name, sink, shared_pool(),
+                                                       spdlog::async_overflow_policy::overrun_oldest);
+  logger->set_level(spdlog::level::info);
+  logger->flush_on(spdlog::level::info);
+  return logger;
+}
+
+void append_number(std::string& out, double value) {
+  char buffer[32];
+  const int length = std::snprintf(buffer, sizeof buffer, "%.3f", value);
+  out.append(buffer, static_cast<std::size_t>(length));
+}
+
+void append_common(std::string& out, const AccessRecord& record) {
+  out += R"({"time":")";
+  append_utc_timestamp(out, std::chrono::system_clock::now());
+  out += R"(","request_id":")";
+  append_json_escaped(out, record.request_id);
+  out += R"(","client_ip":")";
+  out += record.client_ip.to_string();
+  out += R"(","method":")";
+  append_json_escaped(out, record.method);
+  out += R"(","path":")";
+  append_json_escaped(out, record.path.substr(0, 512));
+  out += R"(","route":")";
+  append_json_escaped(out, record.route);
+  out += R"(","status":)";
+  out += std::to_string(record.status);
+}
+
+}  // namespace
+
+void append_json_escaped(std::string& out, std::string_view text) {
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
+      out += escaped;
+    } else if (byte >= 0x80) {
+      out += "\\u00";  // bytes, not text: keep every line valid UTF-8 JSON
+      constexpr char kHex[] = "0123456789abcdef";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+}
+
+void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_point time) {
+  // The seconds part changes once a second: format it once per second per thread.
+  thread_local std::time_t cached_second = -1;
+  thread_local char cached[24];
+  const auto since_epoch = time.time_since_epoch();
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  const std::time_t now = seconds.count();
+  if (now != cached_second) {
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &utc);
+    cached_second = now;
+  }
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds).count();
+  char fraction[8];
+  std::snprintf(fraction, sizeof fraction, ".%03dZ", static_cast<int>(millis));
+  out += cached;
+  out += fraction;
+}
+
+Logs::Logs(const config::LoggingSettings& settings)
+    : settings_(settings),
+      access_(make_logger("access", settings.access_log)),
+      security_(make_logger("security", settings.security_log)) {}
+
+Logs::~Logs() { flush(); }
+
+void Logs::access(const AccessRecord& record) {
+  if (!access_) return;
+  std::string line;
+  line.reserve(384);
+  append_common(line, record);
+  line += R"(,"bytes_in":)";
+  line += std::to_string(record.bytes_in);
+  line += R"(,"bytes_out":)";
+  line += std::to_string(record.bytes_out);
+  line += R"(,"duration_ms":)";
+  append_number(line, record.duration_seconds * 1000.0);
+  if (!record.upstream.empty()) {
+    line += R"(,"upstream":")";
+    append_json_escaped(line, record.upstream);
+    line += '"';
+  }
+  if (record.upstream_seconds >= 0) {
+    line += R"(,"upstream_ms":)";
+    append_number(line, record.upstream_seconds * 1000.0);
+  }
+  if (!record.tls_version.empty()) {
+    line += R"(,"tls":")";
+    line += record.tls_version;
+    line += '"';
+  }
+  if (record.reason != core::Reason::none) {
+    line += R"(,"reason":")";
+    line += core::to_string(record.reason);
+    line += '"';
+  }
+  line += '}';
+  access_->info(line);
+}
+
+void Logs::rejection(const AccessRecord& record) {
+  if (!security_) return;
+  std::string line;
+  line.reserve(256);
+  line += R"({"time":")";
+  append_utc_timestamp(line, std::chrono::system_clock::now());
+  line += R"(","event":"rejected","reason":")";
+  line += core::to_string(record.reason);
+  line += R"(","status":)";
+  line += std::to_string(record.status);
+  line += R"(,"request_id":")";
+  append_json_escaped(line, record.request_id);
+  line += R"(","client_ip":")";
+  line += record.client_ip.to_string();
+  line += R"(","method":")";
+  append_json_escaped(line, record.method.substr(0, 32));
+  line += R"(","path":")";
+  append_json_escaped(line, record.path.substr(0, 512));
+  line += R"(","route":")";
+  append_json_escaped(line, record.route);
+  line += R"("})";
+  security_->info(line);
+}
+
+void Logs::security_event(std::string_view json_members) {
+  if (!security_) return;
+  std::string line = R"({"time":")";
+  append_utc_timestamp(line, std::chrono::system_clock::now());
+  line += "\",";
+  line += json_members;
+  line += '}';
+  security_->info(line);
+}
+
+void Logs::reopen() {
+  for (const auto& logger : {access_, security_}) {
+    if (!logger) continue;
+    for (const auto& sink : logger->sinks()) {
+      if (auto* file = dynamic_cast<ReopenableFileSink*>(sink.get())) file->reopen();
+    }
+  }
+}
+
+void Logs::flush() {
+  if (access_) access_->flush();
+  if (security_) security_->flush();
+}
+
+}  // namespace portcullis::obs

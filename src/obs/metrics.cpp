@@ -1,0 +1,127 @@
+#include "portcullis/obs/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace portcullis::obs {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  return kBuckets;
+}
+
+constexpr std::array<std::string_view, 6> kStatusClasses = {"1xx", "2xx", "3xx",
+                                                            "4xx", "5xx", "other"};
+
+}  // namespace
+
+void RouteMetrics::observe(int status, double seconds, double upstream_seconds) const {
+  const int class_index = status >= 100 && status < 600 ? status / 100 - 1 : 5;
+  by_status_class[static_cast<std::size_t>(class_index)]->Increment();
+  duration->Observe(seconds);
+  if (upstream_seconds >= 0) upstream_duration->Observe(upstream_seconds);
+}
+
+Metrics::Metrics(std::string_view version, std::string_view openssl, std::string_view boost)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& registry = *registry_;
+  requests_ = &prometheus::BuildCounter()
+                   .Name("portcullis_requests_total")
+                   .Help("Requests answered, by route and status class")
+                   .Register(registry);
+  duration_ = &prometheus::BuildHistogram()
+                   .Name("portcullis_request_duration_seconds")
+                   .Help("Time from the first byte of a request head to the last byte of its response")
+                   .Register(registry);
+  upstream_duration_ = &prometheus::BuildHistogram()
+                            .Name("portcullis_upstream_duration_seconds")
+                            .Help("Time from sending a request upstream to its response head")
+                            .Register(registry);
+  auto& rejections = prometheus::BuildCounter()
+                         .Name("portcullis_rejections_total")
+                         .Help("Requests and connections refused or failed, by reason code")
+                         .Register(registry);
+  for (std::size_t i = 0; i < core::kReasonCount; ++i) {
+    const auto reason = static_cast<core::Reason>(i);
+    rejections_[i] = &rejections.Add({{"reason", std::string(core::to_string(reason))}});
+  }
+  auto& upstream_errors = prometheus::BuildCounter()
+                              .Name("portcullis_upstream_errors_total")
+                              .Help("Upstream failures, by kind")
+                              .Register(registry);
+  constexpr std::array<std::string_view, 5> kKinds = {"connect_failed", "reset", "timeout",
+                                                      "bad_response", "no_healthy"};
+  for (std::size_t i = 0; i < kKinds.size(); ++i)
+    upstream_errors_[i] = &upstream_errors.Add({{"kind", std::string(kKinds[i])}});
+  tls_handshakes_ = &prometheus::BuildCounter()
+                         .Name("portcullis_tls_handshakes_total")
+                         .Help("Completed TLS handshakes, by protocol version")
+                         .Register(registry);
+  tls13_ = &tls_handshakes_->Add({{"version", "TLSv1.3"}});
+  tls12_ = &tls_handshakes_->Add({{"version", "TLSv1.2"}});
+  tls_failures_ = &prometheus::BuildCounter()
+                       .Name("portcullis_tls_handshake_failures_total")
+                       .Help("TLS handshakes that failed or timed out")
+                       .Register(registry)
+                       .Add({});
+  active_connections_ = &prometheus::BuildGauge()
+                             .Name("portcullis_active_connections")
+                             .Help("Client connections currently open")
+                             .Register(registry)
+                             .Add({});
+  auto& reloads = prometheus::BuildCounter()
+                      .Name("portcullis_config_reloads_total")
+                      .Help("Policy reloads, by result")
+                      .Register(registry);
+  reload_ok_ = &reloads.Add({{"result", "ok"}});
+  reload_refused_ = &reloads.Add({{"result", "refused"}});
+  log_dropped_ = &prometheus::BuildGauge()
+                      .Name("portcullis_log_lines_dropped")
+                      .Help("Log lines dropped because the log queue was full")
+                      .Register(registry)
+                      .Add({});
+  prometheus::BuildGauge()
+      .Name("portcullis_build_info")
+      .Help("Build and library versions; always 1")
+      .Register(registry)
+      .Add({{"version", std::string(version)},
+            {"openssl", std::string(openssl)},
+            {"boost", std::string(boost)}})
+      .Set(1);
+}
+
+const RouteMetrics& Metrics::route(const std::string& name) {
+  std::lock_guard lock(routes_mutex_);
+  auto& slot = routes_[name];
+  if (!slot) {
+    slot = std::make_unique<RouteMetrics>();
+    for (std::size_t i = 0; i < kStatusClasses.size(); ++i) {
+      slot->by_status_class[i] =
+          &requests_->Add({{"route", name}, {"status_class", std::string(kStatusClasses[i])}});
+    }
+    slot->duration = &duration_->Add({{"route", name}}, latency_buckets());
+    slot->upstream_duration = &upstream_duration_->Add({{"route", name}}, latency_buckets());
+  }
+  return *slot;
+}
+
+void Metrics::tls_handshake(std::string_view version) {
+  if (version == "TLSv1.3") {
+    tls13_->Increment();
+  } else if (version == "TLSv1.2") {
+    tls12_->Increment();
+  } else {
+    tls_handshakes_->Add({{"version", std::string(version)}}).Increment();
+  }
+}
+
+std::string Metrics::expose() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace portcullis::obs
