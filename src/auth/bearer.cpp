@@ -1,0 +1,132 @@
+#include "portcullis/auth/bearer.hpp"
+
+namespace portcullis::auth {
+namespace {
+
+using core::Reason;
+
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool is_b64token_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+
+// RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+bool is_b64token(std::string_view token) {
+  std::size_t i = 0;
+  while (i < token.size() && is_b64token_char(token[i]))
+    ++i;
+  if (i == 0) return false;
+  while (i < token.size() && token[i] == '=')
+    ++i;
+  return i == token.size();
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool is_jwt_reason(Reason reason) {
+  const auto name = core::to_string(reason);
+  return name.size() > 4 && name.substr(0, 4) == "jwt_";
+}
+
+}  // namespace
+
+ExtractedToken token_from_authorization(std::span<const std::string_view> values,
+                                        std::string_view scheme) {
+  ExtractedToken found;  // jwt_missing
+  std::size_t ours = 0;
+  for (const std::string_view value : values) {
+    // Another scheme (Basic, Digest...) is not a bearer token: it counts as no token.
+    const auto end = value.find_first_of(" \t");
+    if (!iequals(value.substr(0, end), scheme)) continue;
+    if (++ours > 1) return {Reason::jwt_malformed, {}};
+    if (end == std::string_view::npos || value[end] != ' ') return {Reason::jwt_malformed, {}};
+    const std::string_view token = value.substr(end + 1);
+    if (!is_b64token(token)) return {Reason::jwt_malformed, {}};
+    found = {Reason::none, token};
+  }
+  // Two Authorization headers are ambiguous even if only one is ours.
+  if (found.ok() && values.size() > 1) return {Reason::jwt_malformed, {}};
+  return found;
+}
+
+ExtractedToken token_from_cookies(std::span<const std::string_view> values, std::string_view name) {
+  ExtractedToken found;  // jwt_missing
+  bool seen = false;
+  for (std::string_view header : values) {
+    while (!header.empty()) {
+      const auto semicolon = header.find(';');
+      const std::string_view pair = trim(header.substr(0, semicolon));
+      header =
+          semicolon == std::string_view::npos ? std::string_view{} : header.substr(semicolon + 1);
+      const auto equals = pair.find('=');
+      if (equals == std::string_view::npos || trim(pair.substr(0, equals)) != name) continue;
+      // The same cookie twice: a subdomain or path may be shadowing the real one.
+      if (seen) return {Reason::jwt_malformed, {}};
+      seen = true;
+      std::string_view value = trim(pair.substr(equals + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+        value = value.substr(1, value.size() - 2);
+      if (value.empty()) {
+        found = {Reason::jwt_missing, {}};
+      } else if (!is_b64token(value)) {
+        return {Reason::jwt_malformed, {}};
+      } else {
+        found = {Reason::none, value};
+      }
+    }
+  }
+  return found;
+}
+
+std::string www_authenticate(Reason reason, std::string_view realm) {
+  std::string out = "Bearer";
+  bool first = true;
+  const auto param = [&](std::string_view key) {
+    out += first ? " " : ", ";
+    first = false;
+    out += key;
+    out += "=\"";
+  };
+  if (!realm.empty()) {
+    param("realm");
+    for (const char c : realm) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) continue;
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  if (reason == Reason::jwt_missing || !is_jwt_reason(reason)) return out;
+  param("error");
+  out += reason == Reason::jwt_insufficient_scope || reason == Reason::jwt_claim_mismatch
+             ? "insufficient_scope"
+             : "invalid_token";
+  out.push_back('"');
+  return out;
+}
+
+int auth_failure_status(Reason reason) {
+  return reason == Reason::jwt_insufficient_scope || reason == Reason::jwt_claim_mismatch ? 403
+                                                                                          : 401;
+}
+
+}  // namespace portcullis::auth
