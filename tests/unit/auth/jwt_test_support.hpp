@@ -36,6 +36,14 @@ namespace portcullis::auth::testing {
 
 namespace json = boost::json;
 
+// Concatenation by append (GCC 12 warns spuriously about `"literal" + std::string`).
+template <typename... Parts>
+std::string concat(const Parts&... parts) {
+  std::string out;
+  (out.append(std::string_view(parts)), ...);
+  return out;
+}
+
 inline std::string b64url(std::string_view bytes) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
