@@ -440,6 +440,19 @@ class Compiler {
       }
       node.walks_members = !node.properties.empty() || !node.pattern_properties.empty() ||
                            node.additional_properties != kNoNode || node.property_names != kNoNode;
+      // A required name with a property schema is seen during the member pass; only the others
+      // need a lookup of their own.
+      for (const auto& name : node.required) {
+        const auto property =
+            std::find_if(node.properties.begin(), node.properties.end(),
+                         [&](const detail::Property& p) { return p.name == name; });
+        if (property != node.properties.end()) {
+          property->required = true;
+          ++node.required_with_property;
+        } else {
+          node.required_elsewhere.push_back(name);
+        }
+      }
     }
     nodes_[index] = std::move(node);
     return index;
@@ -485,7 +498,7 @@ class Compiler {
     for (const auto& member : *object) {
       const std::string_view key(member.key().data(), member.key().size());
       const auto child = compile_child(member.value(), base, child_pointer(pointer, key));
-      if (out != nullptr) out->push_back({std::string(key), child});
+      if (out != nullptr) out->push_back({std::string(key), child, false});
     }
   }
 

@@ -295,7 +295,15 @@ class Evaluator {
     return true;
   }
 
-  const detail::Property* find_property(const Node& n, std::string_view name) const {
+  // Schemas list a handful of properties: a scan that compares lengths first beats a binary
+  // search of string comparisons.
+  static const detail::Property* find_property(const Node& n, std::string_view name) {
+    if (n.properties.size() <= 16) {
+      for (const auto& p : n.properties) {
+        if (p.name == name) return &p;
+      }
+      return nullptr;
+    }
     const auto it = std::lower_bound(
         n.properties.begin(), n.properties.end(), name,
         [](const detail::Property& p, std::string_view key) { return p.name < key; });
@@ -306,9 +314,10 @@ class Evaluator {
     const auto& o = v.get_object();
     if (o.size() < n.min_properties) return fail(report, n, "minProperties", {});
     if (o.size() > n.max_properties) return fail(report, n, "maxProperties", {});
-    for (const auto& name : n.required) {
+    for (const auto& name : n.required_elsewhere) {
       if (!o.contains(name)) return fail(report, n, "required", name);
     }
+    std::size_t required_seen = 0;
     if (n.walks_members) {
       if (depth_ >= max_depth_) return fail(report, n, "depth", {});
       for (const auto& member : o) {
@@ -317,6 +326,7 @@ class Evaluator {
         bool matched = false;
         if (const auto* property = find_property(n, key)) {
           matched = true;
+          required_seen += property->required;
           if (!child(property->schema, member.value(), report, n, "properties")) return false;
         }
         for (const auto& pattern : n.pattern_properties) {
@@ -331,6 +341,11 @@ class Evaluator {
           return false;
         }
         if (n.property_names != kNoNode && !eval_name(n, key, report)) return false;
+      }
+    }
+    if (required_seen < n.required_with_property) {
+      for (const auto& name : n.required) {
+        if (!o.contains(name)) return fail(report, n, "required", name);
       }
     }
     for (const auto& dependency : n.dependencies) {

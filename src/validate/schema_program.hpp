@@ -68,6 +68,7 @@ struct PatternSchema {
 struct Property {
   std::string name;
   std::uint32_t schema = kNoNode;
+  bool required = false;  // also listed in `required`: counted during the member pass
 };
 
 struct Dependency {
@@ -119,7 +120,9 @@ struct Node {
   std::uint64_t min_properties = 0;
   std::uint64_t max_properties = kUnbounded;
   std::vector<std::string> required;
-  std::vector<Property> properties;  // sorted by name
+  std::vector<std::string> required_elsewhere;  // required names without a property schema
+  std::size_t required_with_property = 0;       // required names that have one
+  std::vector<Property> properties;             // sorted by name
   std::vector<PatternSchema> pattern_properties;
   std::uint32_t additional_properties = kNoNode;
   std::uint32_t property_names = kNoNode;

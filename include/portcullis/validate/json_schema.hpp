@@ -78,14 +78,15 @@ struct CompileOptions {
   // subschemas under made-up keys and reaches them by JSON pointer).
   bool reject_unknown_keywords = true;
 
-  // Deepest instance validate() descends into; deeper documents fail with keyword "depth".
-  // Bodies are normally bounded earlier by JsonLimits::max_depth.
+  // Nesting of arrays and objects (counted as JsonLimits::max_depth counts it) beyond which
+  // validate() fails with keyword "depth" wherever the schema looks inside. Bodies are normally
+  // bounded earlier by JsonLimits::max_depth. At most 256.
   std::size_t max_instance_depth = 64;
 };
 
 // The first failure found while validating. Keywords are checked in a fixed order (a value's own
-// type and size keywords first, then its members in document order, then allOf and friends), so
-// the same body always yields the same violation.
+// type, enum and size keywords first, then its members in document order, then missing required
+// members, then allOf and friends), so the same body always yields the same violation.
 struct Violation {
   // RFC 6901 pointer into the instance: "" for the whole body, "/password", "/items/3". For
   // `required` (and property `dependencies`) it names the missing member, for
