@@ -68,16 +68,53 @@ struct Failure {
 
 }  // namespace
 
+// The state of one request/response exchange. Connections borrow one from a per-thread pool
+// while a request is in progress, so an idle keep-alive connection holds no parser, head,
+// strings or vectors (nor their heap capacity).
+struct Exchange {
+  http::RequestParser parser{http::HeadLimits{}};
+  http::RequestHead head;
+  http::ResponseParser response_parser{kIoBufferBytes};
+  http::ResponseHead response;
+  http::ChunkedDecoder chunked;
+  std::string path;
+  std::string request_id;
+  std::string out;
+  bool upstream_reused = false;
+  std::size_t response_head_bytes = 0;
+  std::size_t consume_after = 0;  // input bytes the current request used; dropped at its end
+  std::vector<std::string_view> dechunked;  // a whole buffered chunked body, decoded
+  std::size_t dechunked_consumed = 0;       // its encoded size in the input
+  std::vector<std::string_view> pieces;
+
+  // What the current request did, for the access log and metrics.
+  struct Record {
+    Clock::time_point started;
+    const config::Route* route = nullptr;
+    std::size_t route_index = 0;
+    std::string_view upstream;
+    Clock::time_point upstream_sent;
+    double upstream_seconds = -1;
+    int status = 0;
+    Reason reason = Reason::none;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+  } record;
+};
+
+constexpr std::size_t kMaxPooledExchanges = 256;
+thread_local std::vector<std::unique_ptr<Exchange>> free_exchanges;
+
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
  public:
   ClientConnection(Worker& worker, tcp::socket socket, ListenerKind kind,
-                   std::size_t listener_index)
-      : worker_(worker),
+                   std::size_t listener_index, std::optional<ConnectionLimiter::Slot> slot)
+      : slot_(std::move(slot)),
+        worker_(worker),
         client_(std::move(socket)),
         timer_(worker.io),
         kind_(kind),
-        listener_index_(listener_index),
-        parser_(http::HeadLimits{}) {
+        listener_index_(listener_index) {
     peer_ = peer_address(client_.socket());
   }
 
@@ -88,7 +125,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
  private:
   // ---- deadlines ----
-  static asio::awaitable<void> watchdog(std::shared_ptr<ClientConnection> self);
+  // One timer per connection; its handler holds the connection alive and re-arms itself.
+  void arm_timer();
+  void on_timer();
   void set_deadline(Phase phase, config::Duration timeout) {
     phase_ = phase;
     expired_ = Phase::none;
@@ -123,6 +162,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   // ---- buffers ----
   void ensure_head_buffer(std::size_t size);
   void release_buffers();
+  void ensure_exchange();
   void ensure_io_buffer();
   void consume_input(std::size_t bytes);
   void assign_request_id(const config::Policy& policy);
@@ -130,6 +170,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
                                        const EndpointRuntime* avoid);
   void finish();
 
+  std::optional<ConnectionLimiter::Slot> slot_;  // its place under the connection caps
   Worker& worker_;
   Stream client_;
   asio::steady_timer timer_;
@@ -153,35 +194,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   std::size_t io_size_ = 0;
   std::string pipelined_tail_;  // bytes of the next request read while streaming a body
 
-  http::RequestParser parser_;
-  http::RequestHead head_;
-  http::ResponseParser response_parser_{kIoBufferBytes};
-  http::ResponseHead response_;
-  http::ChunkedDecoder chunked_;
-  std::string path_;
-  std::string request_id_;
-  std::string out_;
-  std::unique_ptr<Stream> upstream_;
-  bool upstream_reused_ = false;
-  std::size_t response_head_bytes_ = 0;
-  std::size_t consume_after_ = 0;  // input bytes the current request used; dropped at its end
-  std::vector<std::string_view> dechunked_;  // a whole buffered chunked body, decoded
-  std::size_t dechunked_consumed_ = 0;       // its encoded size in the input
-  std::vector<std::string_view> pieces_;
-
-  // What the current request did, for the access log and metrics.
-  struct Record {
-    Clock::time_point started;
-    const config::Route* route = nullptr;
-    std::size_t route_index = 0;
-    std::string_view upstream;
-    Clock::time_point upstream_sent;
-    double upstream_seconds = -1;
-    int status = 0;
-    Reason reason = Reason::none;
-    std::uint64_t bytes_in = 0;
-    std::uint64_t bytes_out = 0;
-  } record_;
+  std::unique_ptr<Exchange> ex_;      // the request in progress; none while idle
+  std::unique_ptr<Stream> upstream_;  // the upstream connection in use, if any
   std::string_view tls_version_;
 };
 
@@ -189,21 +203,24 @@ void close_if_idle(ClientConnection* connection) {
   connection->close_if_idle();
 }
 
-asio::awaitable<void> ClientConnection::watchdog(std::shared_ptr<ClientConnection> self) {
-  while (!self->done_) {
-    self->armed_ = self->deadline_;
-    self->timer_.expires_at(self->armed_);
-    error_code ec;
-    co_await self->timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (self->done_) break;
-    if (Clock::now() >= self->deadline_) {
-      self->expired_ = self->phase_;
-      self->deadline_ = Clock::time_point::max();
-      self->client_.cancel();
-      if (self->upstream_) self->upstream_->cancel();
-    }
+void ClientConnection::arm_timer() {
+  armed_ = deadline_;
+  timer_.expires_at(armed_);
+  timer_.async_wait([self = shared_from_this()](const error_code&) { self->on_timer(); });
+}
+
+void ClientConnection::on_timer() {
+  if (done_) {
+    armed_ = Clock::time_point::max();
+    return;  // the handler's reference was the last one: the connection goes now
   }
-  self->armed_ = Clock::time_point::max();
+  if (Clock::now() >= deadline_) {
+    expired_ = phase_;
+    deadline_ = Clock::time_point::max();
+    client_.cancel();
+    if (upstream_) upstream_->cancel();
+  }
+  arm_timer();  // also after a cancel: set_deadline moved the deadline earlier
 }
 
 void ClientConnection::finish() {
@@ -215,12 +232,14 @@ void ClientConnection::finish() {
   client_.close();
   worker_.connections.erase(this);
   if (kind_ != ListenerKind::admin) worker_.services.metrics.connection_closed();
+  slot_.reset();  // the connection caps count it no longer
 }
 
 asio::awaitable<void> ClientConnection::run() {
   worker_.connections.insert(this);
   if (kind_ != ListenerKind::admin) worker_.services.metrics.connection_opened();
-  asio::co_spawn(worker_.io, watchdog(shared_from_this()), asio::detached);
+  const auto self = shared_from_this();  // the coroutine owns its connection
+  arm_timer();
   pinned_ = worker_.pin();
   const Runtime& runtime = *pinned_->runtime;
   const auto& limits = runtime.policy->server.limits;
@@ -276,6 +295,20 @@ void ClientConnection::release_buffers() {
   }
   if (io_) worker_.give_buffer(std::move(io_), kIoBufferBytes);
   io_size_ = 0;
+  if (ex_ && in_size_ == 0) {
+    if (free_exchanges.size() < kMaxPooledExchanges) free_exchanges.push_back(std::move(ex_));
+    ex_.reset();
+  }
+}
+
+void ClientConnection::ensure_exchange() {
+  if (ex_) return;
+  if (free_exchanges.empty()) {
+    ex_ = std::make_unique<Exchange>();
+  } else {
+    ex_ = std::move(free_exchanges.back());
+    free_exchanges.pop_back();
+  }
 }
 
 void ClientConnection::consume_input(std::size_t bytes) {
@@ -293,13 +326,13 @@ void ClientConnection::consume_input(std::size_t bytes) {
 
 void ClientConnection::assign_request_id(const config::Policy& policy) {
   if (policy.server.request_id.trust_incoming) {
-    const auto incoming = find_header(head_.headers, policy.server.request_id.header);
+    const auto incoming = find_header(ex_->head.headers, policy.server.request_id.header);
     if (filters::is_acceptable_request_id(incoming)) {
-      request_id_.assign(incoming);
+      ex_->request_id.assign(incoming);
       return;
     }
   }
-  worker_.request_ids.next(request_id_);
+  worker_.request_ids.next(ex_->request_id);
 }
 
 // ---- writing ----------------------------------------------------------------------------------
@@ -308,7 +341,7 @@ asio::awaitable<error_code> ClientConnection::write_client(
     std::span<const std::string_view> pieces) {
   set_deadline(Phase::client_write, pinned_->runtime->policy->server.limits.body_timeout);
   for (const auto piece : pieces)
-    record_.bytes_out += piece.size();
+    ex_->record.bytes_out += piece.size();
   co_return co_await client_.write_all(pieces);
 }
 
@@ -321,14 +354,14 @@ asio::awaitable<error_code> ClientConnection::write_upstream(
 asio::awaitable<void> ClientConnection::send_local(int status, Reason reason, bool close,
                                                    std::span<const filters::ExtraHeader> extra) {
   const config::Policy& policy = *pinned_->runtime->policy;
-  if (request_id_.empty()) worker_.request_ids.next(request_id_);
-  out_.clear();
-  const bool head_request = head_.method == "HEAD";
-  filters::build_local_reply({policy, request_id_, head_request, close}, status,
-                             core::error_code_for_status(status), extra, out_);
-  record_.status = status;
-  record_.reason = reason;
-  const std::string_view piece = out_;
+  if (ex_->request_id.empty()) worker_.request_ids.next(ex_->request_id);
+  ex_->out.clear();
+  const bool head_request = ex_->head.method == "HEAD";
+  filters::build_local_reply({policy, ex_->request_id, head_request, close}, status,
+                             core::error_code_for_status(status), extra, ex_->out);
+  ex_->record.status = status;
+  ex_->record.reason = reason;
+  const std::string_view piece = ex_->out;
   co_await write_client(std::span(&piece, 1));
 }
 
@@ -352,14 +385,19 @@ asio::awaitable<void> ClientConnection::request_loop() {
 
 asio::awaitable<bool> ClientConnection::read_head(const Runtime& runtime,
                                                   http::ParseResult& parsed) {
+  if (in_size_ == 0 && kind_ != ListenerKind::tls) {
+    // A silent connection holds no buffer: wait for its first byte before committing one.
+    set_deadline(Phase::head, runtime.policy->server.limits.header_timeout);
+    if (co_await client_.wait_readable()) co_return false;
+  }
   ensure_head_buffer(runtime.head_buffer_bytes);
-  parser_ = http::RequestParser(runtime.head_limits);
-  head_.clear();
-  request_id_.clear();
-  path_.clear();
+  ex_->parser = http::RequestParser(runtime.head_limits);
+  ex_->head.clear();
+  ex_->request_id.clear();
+  ex_->path.clear();
   bool deadline_set = false;
   for (;;) {
-    parsed = parser_.parse(std::string_view(in_.get(), in_size_), head_);
+    parsed = ex_->parser.parse(std::string_view(in_.get(), in_size_), ex_->head);
     if (parsed.state != http::ParseState::incomplete) co_return true;
     if (in_size_ == in_capacity_) {
       parsed.state = http::ParseState::error;
@@ -384,27 +422,29 @@ asio::awaitable<bool> ClientConnection::read_head(const Runtime& runtime,
 }
 
 asio::awaitable<bool> ClientConnection::handle_request() {
-  record_ = Record{};
-  record_.started = Clock::now();
-  consume_after_ = 0;
+  ensure_exchange();
+  ex_->record = Exchange::Record{};
+  ex_->record.started = Clock::now();
+  ex_->consume_after = 0;
   const bool keep_alive = co_await process_request();
   finish_record();
   // Only now may the request's bytes go: its head (method, path) was in use until here.
-  if (keep_alive) consume_input(consume_after_);
+  if (keep_alive) consume_input(ex_->consume_after);
   co_return keep_alive;
 }
 
 void ClientConnection::finish_record() {
-  if (record_.status == 0) return;  // nothing was answered (the client went away)
+  if (ex_->record.status == 0) return;  // nothing was answered (the client went away)
   const Runtime& runtime = *pinned_->runtime;
-  const double seconds = std::chrono::duration<double>(Clock::now() - record_.started).count();
-  const obs::RouteMetrics* route_metrics =
-      record_.route ? runtime.route_metrics[record_.route_index] : runtime.unmatched_metrics;
-  route_metrics->observe(record_.status, seconds, record_.upstream_seconds);
+  const double seconds = std::chrono::duration<double>(Clock::now() - ex_->record.started).count();
+  const obs::RouteMetrics* route_metrics = ex_->record.route
+                                               ? runtime.route_metrics[ex_->record.route_index]
+                                               : runtime.unmatched_metrics;
+  route_metrics->observe(ex_->record.status, seconds, ex_->record.upstream_seconds);
   auto& metrics = worker_.services.metrics;
-  if (record_.reason != Reason::none) {
-    metrics.rejection(record_.reason);
-    switch (record_.reason) {
+  if (ex_->record.reason != Reason::none) {
+    metrics.rejection(ex_->record.reason);
+    switch (ex_->record.reason) {
       case Reason::upstream_connect_failed:
         metrics.upstream_error(obs::UpstreamErrorKind::connect_failed);
         break;
@@ -425,22 +465,22 @@ void ClientConnection::finish_record() {
     }
   }
   obs::Logs& logs = *runtime.logs;
-  const bool rejected = record_.reason != Reason::none && record_.status < 500;
+  const bool rejected = ex_->record.reason != Reason::none && ex_->record.status < 500;
   if (!logs.access_enabled() && !rejected) return;
   const obs::AccessRecord access{
-      request_id_,
-      filters::client_ip(*runtime.policy, head_, peer_),
-      head_.method,
-      path_.empty() ? head_.path : std::string_view(path_),
-      record_.route ? std::string_view(record_.route->name) : std::string_view(),
-      record_.status,
-      record_.bytes_in,
-      record_.bytes_out,
+      ex_->request_id,
+      filters::client_ip(*runtime.policy, ex_->head, peer_),
+      ex_->head.method,
+      ex_->path.empty() ? ex_->head.path : std::string_view(ex_->path),
+      ex_->record.route ? std::string_view(ex_->record.route->name) : std::string_view(),
+      ex_->record.status,
+      ex_->record.bytes_in,
+      ex_->record.bytes_out,
       seconds,
-      record_.upstream,
-      record_.upstream_seconds,
+      ex_->record.upstream,
+      ex_->record.upstream_seconds,
       tls_version_,
-      record_.reason};
+      ex_->record.reason};
   logs.access(access);
   if (rejected) logs.rejection(access);
 }
@@ -456,16 +496,16 @@ asio::awaitable<bool> ClientConnection::process_request() {
     co_return false;
   }
   const std::size_t head_bytes = parsed.head_bytes;
-  record_.bytes_in = head_bytes;
-  const bool has_body = head_.framing != BodyFraming::none;
-  const bool keep_alive = head_.keep_alive && !worker_.draining.load(std::memory_order_relaxed);
+  ex_->record.bytes_in = head_bytes;
+  const bool has_body = ex_->head.framing != BodyFraming::none;
+  const bool keep_alive = ex_->head.keep_alive && !worker_.draining.load(std::memory_order_relaxed);
   assign_request_id(policy);
 
-  if (const auto reason = http::normalize_path(head_.path, path_); reason != Reason::none) {
+  if (const auto reason = http::normalize_path(ex_->head.path, ex_->path); reason != Reason::none) {
     co_await send_local(400, reason, true);
     co_return false;
   }
-  const auto decision = runtime.router.match(head_.method, path_);
+  const auto decision = runtime.router.match(ex_->head.method, ex_->path);
   if (decision.kind != filters::RouteDecision::Kind::matched) {
     // A body we will not read makes the connection unusable for another request.
     const bool close = has_body || !keep_alive;
@@ -476,13 +516,13 @@ asio::awaitable<bool> ClientConnection::process_request() {
       co_await send_local(405, Reason::method_not_allowed, close, std::span(&allow, 1));
     }
     if (close) co_return false;
-    consume_after_ = head_bytes;
+    ex_->consume_after = head_bytes;
     co_return true;
   }
-  record_.route = decision.route;
-  record_.route_index = decision.route_index;
-  if (head_.framing == BodyFraming::content_length &&
-      head_.content_length > policy.server.limits.max_body_bytes) {
+  ex_->record.route = decision.route;
+  ex_->record.route_index = decision.route_index;
+  if (ex_->head.framing == BodyFraming::content_length &&
+      ex_->head.content_length > policy.server.limits.max_body_bytes) {
     co_await send_local(413, Reason::body_too_large, true);
     co_return false;
   }
@@ -541,16 +581,16 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
   const config::Policy& policy = *runtime.policy;
   const UpstreamRuntime& upstream = runtime.upstreams[route.upstream_index];
   const config::Upstream& settings = *upstream.settings;
-  const bool idempotent = is_idempotent(head_.method);
-  const bool has_body = head_.framing != BodyFraming::none;
+  const bool idempotent = is_idempotent(ex_->head.method);
+  const bool has_body = ex_->head.framing != BodyFraming::none;
 
   // A chunked body already buffered whole is checked before anything goes upstream, and sent
   // with a Content-Length: malformed framing never reaches the upstream, and legacy upstreams
   // that mishandle chunked bodies receive a plain one.
-  BodyFraming upstream_framing = head_.framing;
-  std::uint64_t upstream_length = head_.content_length;
-  dechunked_.clear();
-  if (head_.framing == BodyFraming::chunked) {
+  BodyFraming upstream_framing = ex_->head.framing;
+  std::uint64_t upstream_length = ex_->head.content_length;
+  ex_->dechunked.clear();
+  if (ex_->head.framing == BodyFraming::chunked) {
     http::ChunkedDecoder probe;
     std::string_view input(in_.get() + head_bytes, in_size_ - head_bytes);
     std::uint64_t payload = 0;
@@ -566,27 +606,27 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
         co_await send_local(413, Reason::body_too_large, true);
         co_return false;
       }
-      if (!step.data.empty()) dechunked_.push_back(step.data);
+      if (!step.data.empty()) ex_->dechunked.push_back(step.data);
       if (step.done) {
         upstream_framing = payload ? BodyFraming::content_length : BodyFraming::none;
         upstream_length = payload;
-        dechunked_consumed_ = in_size_ - head_bytes - input.size();
+        ex_->dechunked_consumed = in_size_ - head_bytes - input.size();
         break;
       }
       if (input.empty()) {
-        dechunked_.clear();  // not all here yet: stream it
+        ex_->dechunked.clear();  // not all here yet: stream it
         break;
       }
     }
   }
 
-  out_.clear();
+  ex_->out.clear();
   const filters::UpstreamRequest request{
-      head_,          path_, peer_, is_trusted_proxy(policy, peer_), request_id_, upstream_framing,
-      upstream_length};
-  filters::build_upstream_request(policy, request, out_);
+      ex_->head,       ex_->path,        peer_,          is_trusted_proxy(policy, peer_),
+      ex_->request_id, upstream_framing, upstream_length};
+  filters::build_upstream_request(policy, request, ex_->out);
   const bool dechunked =
-      head_.framing == BodyFraming::chunked && upstream_framing != BodyFraming::chunked;
+      ex_->head.framing == BodyFraming::chunked && upstream_framing != BodyFraming::chunked;
 
   std::size_t attempts_left = 1 + (idempotent ? settings.retries : 0);
   bool stale_retry_left = true;
@@ -597,9 +637,9 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
     const EndpointRuntime* endpoint =
         pick_endpoint(upstream, route.upstream_index, failed_endpoint);
     if (!endpoint) break;  // `failure` holds the last attempt's outcome, or 503
-    record_.upstream = endpoint->address.text;
+    ex_->record.upstream = endpoint->address.text;
     upstream_ = worker_.pool(endpoint->id).take(Clock::now());
-    upstream_reused_ = static_cast<bool>(upstream_);
+    ex_->upstream_reused = static_cast<bool>(upstream_);
     if (!upstream_) {
       upstream_ = co_await connect(upstream, *endpoint, failure);
       if (!upstream_) {
@@ -609,7 +649,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
         break;
       }
     }
-    if (head_.expect_continue && has_body && !sent_continue && in_size_ == head_bytes) {
+    if (ex_->head.expect_continue && has_body && !sent_continue && in_size_ == head_bytes) {
       sent_continue = true;
       const std::string_view piece = kContinue;
       if (co_await write_client(std::span(&piece, 1))) co_return false;
@@ -622,7 +662,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
       // Repeating the request is safe only when it is idempotent and nothing of it was lost
       // (no body was consumed from the client).
       const bool repeatable = idempotent && !has_body && failure.reason == Reason::upstream_reset;
-      if (upstream_reused_ && repeatable && stale_retry_left) {
+      if (ex_->upstream_reused && repeatable && stale_retry_left) {
         // A pooled connection the upstream had already closed: not the endpoint's fault.
         stale_retry_left = false;
         continue;
@@ -639,10 +679,10 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
     co_return co_await relay_response(runtime, settings, *endpoint);
   }
   // No upstream connection could be had; the request body (if any) was never read.
-  const bool close = has_body || !head_.keep_alive;
+  const bool close = has_body || !ex_->head.keep_alive;
   co_await send_local(failure.status, failure.reason, close);
   if (close) co_return false;
-  consume_after_ = head_bytes;
+  ex_->consume_after = head_bytes;
   co_return true;
 }
 
@@ -661,23 +701,23 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
 
   if (dechunked) {
     // The whole (validated) body was buffered: head and payload in one write.
-    pieces_.assign(1, std::string_view(out_));
-    pieces_.insert(pieces_.end(), dechunked_.begin(), dechunked_.end());
-    if (co_await write_upstream(pieces_, settings)) {
+    ex_->pieces.assign(1, std::string_view(ex_->out));
+    ex_->pieces.insert(ex_->pieces.end(), ex_->dechunked.begin(), ex_->dechunked.end());
+    if (co_await write_upstream(ex_->pieces, settings)) {
       failure = upstream_write_failed;
       co_return false;
     }
-    consumed += dechunked_consumed_;
-  } else if (head_.framing == BodyFraming::content_length) {
+    consumed += ex_->dechunked_consumed;
+  } else if (ex_->head.framing == BodyFraming::content_length) {
     const auto first =
-        buffered.substr(0, std::min<std::uint64_t>(buffered.size(), head_.content_length));
-    const std::string_view pieces[] = {out_, first};
+        buffered.substr(0, std::min<std::uint64_t>(buffered.size(), ex_->head.content_length));
+    const std::string_view pieces[] = {ex_->out, first};
     if (co_await write_upstream(pieces, settings)) {
       failure = upstream_write_failed;
       co_return false;
     }
     consumed += first.size();
-    std::uint64_t remaining = head_.content_length - first.size();
+    std::uint64_t remaining = ex_->head.content_length - first.size();
     while (remaining > 0) {
       set_deadline(Phase::body, limits.body_timeout);
       error_code ec;
@@ -696,17 +736,17 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
       }
       remaining -= n;
     }
-  } else if (head_.framing == BodyFraming::chunked) {
-    const std::string_view head_piece = out_;
+  } else if (ex_->head.framing == BodyFraming::chunked) {
+    const std::string_view head_piece = ex_->out;
     if (co_await write_upstream(std::span(&head_piece, 1), settings)) {
       failure = upstream_write_failed;
       co_return false;
     }
-    chunked_.reset();
+    ex_->chunked.reset();
     std::string_view input = buffered;
     bool from_in = true;
     for (;;) {
-      const auto step = chunked_.step(input);
+      const auto step = ex_->chunked.step(input);
       input.remove_prefix(step.consumed);
       if (from_in) consumed += step.consumed;
       if (step.error != Reason::none) {
@@ -714,7 +754,7 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
         co_await send_local(400, step.error, true);
         co_return false;
       }
-      if (chunked_.payload_bytes() > limits.max_body_bytes) {
+      if (ex_->chunked.payload_bytes() > limits.max_body_bytes) {
         client_broken = true;
         co_await send_local(413, Reason::body_too_large, true);
         co_return false;
@@ -752,54 +792,55 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
       }
     }
   } else {
-    const std::string_view head_piece = out_;
+    const std::string_view head_piece = ex_->out;
     if (co_await write_upstream(std::span(&head_piece, 1), settings)) {
       failure = upstream_write_failed;
       co_return false;
     }
   }
   // The request is fully read; its bytes leave the input when the exchange ends.
-  consume_after_ = consumed;
+  ex_->consume_after = consumed;
   std::uint64_t body_bytes = 0;
   if (dechunked) {
-    for (const auto piece : dechunked_)
+    for (const auto piece : ex_->dechunked)
       body_bytes += piece.size();
-  } else if (head_.framing == BodyFraming::content_length) {
-    body_bytes = head_.content_length;
-  } else if (head_.framing == BodyFraming::chunked) {
-    body_bytes = chunked_.payload_bytes();
+  } else if (ex_->head.framing == BodyFraming::content_length) {
+    body_bytes = ex_->head.content_length;
+  } else if (ex_->head.framing == BodyFraming::chunked) {
+    body_bytes = ex_->chunked.payload_bytes();
   }
-  record_.bytes_in = head_bytes + body_bytes;
-  record_.upstream_sent = Clock::now();
+  ex_->record.bytes_in = head_bytes + body_bytes;
+  ex_->record.upstream_sent = Clock::now();
 
   // Response head.
-  response_parser_.reset();
-  response_.clear();
+  ex_->response_parser.reset();
+  ex_->response.clear();
   io_size_ = 0;
   set_deadline(Phase::upstream_io, settings.response_timeout);
-  const bool head_request = head_.method == "HEAD";
+  const bool head_request = ex_->head.method == "HEAD";
   for (;;) {
-    const auto parsed =
-        response_parser_.parse(std::string_view(io_.get(), io_size_), head_request, response_);
+    const auto parsed = ex_->response_parser.parse(std::string_view(io_.get(), io_size_),
+                                                   head_request, ex_->response);
     if (parsed.state == http::ParseState::error) {
       failure = {502, Reason::upstream_bad_response};
       co_return false;
     }
     if (parsed.state == http::ParseState::complete) {
-      if (response_.status >= 100 && response_.status < 200) {
-        if (response_.status == 101) {  // Upgrade is never forwarded, so 101 is a protocol error
+      if (ex_->response.status >= 100 && ex_->response.status < 200) {
+        if (ex_->response.status ==
+            101) {  // Upgrade is never forwarded, so 101 is a protocol error
           failure = {502, Reason::upstream_bad_response};
           co_return false;
         }
         std::memmove(io_.get(), io_.get() + parsed.head_bytes, io_size_ - parsed.head_bytes);
         io_size_ -= parsed.head_bytes;
-        response_parser_.reset();
-        response_.clear();
+        ex_->response_parser.reset();
+        ex_->response.clear();
         continue;
       }
-      response_head_bytes_ = parsed.head_bytes;
-      record_.upstream_seconds =
-          std::chrono::duration<double>(Clock::now() - record_.upstream_sent).count();
+      ex_->response_head_bytes = parsed.head_bytes;
+      ex_->record.upstream_seconds =
+          std::chrono::duration<double>(Clock::now() - ex_->record.upstream_sent).count();
       co_return true;
     }
     if (io_size_ == kIoBufferBytes) {
@@ -824,27 +865,27 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
                                                        const config::Upstream& settings,
                                                        const EndpointRuntime& endpoint) {
   const config::Policy& policy = *runtime.policy;
-  const bool head_request = head_.method == "HEAD";
-  const bool client_http10 = head_.version_minor == 0;
-  bool close = !head_.keep_alive || worker_.draining.load(std::memory_order_relaxed);
+  const bool head_request = ex_->head.method == "HEAD";
+  const bool client_http10 = ex_->head.version_minor == 0;
+  bool close = !ex_->head.keep_alive || worker_.draining.load(std::memory_order_relaxed);
 
-  if (response_.status >= 500 && policy.errors.mask_upstream_5xx) {
+  if (ex_->response.status >= 500 && policy.errors.mask_upstream_5xx) {
     // The upstream's error page may leak internals: answer with our own body instead.
     upstream_->close();
     upstream_.reset();
-    const auto retry_after = find_header(response_.headers, "Retry-After");
+    const auto retry_after = find_header(ex_->response.headers, "Retry-After");
     const filters::ExtraHeader extra{"Retry-After", retry_after};
-    co_await send_local(response_.status, Reason::upstream_5xx_masked, close,
+    co_await send_local(ex_->response.status, Reason::upstream_5xx_masked, close,
                         std::span(&extra, retry_after.empty() ? 0 : 1));
     co_return !close;
   }
 
   BodyFraming framing = BodyFraming::none;
   std::uint64_t content_length = 0;
-  switch (response_.framing) {
+  switch (ex_->response.framing) {
     case BodyFraming::content_length:
       framing = BodyFraming::content_length;
-      content_length = response_.content_length;
+      content_length = ex_->response.content_length;
       break;
     case BodyFraming::chunked:
     case BodyFraming::until_close:
@@ -857,7 +898,7 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
       break;
     case BodyFraming::none:
       if (head_request) {
-        const auto length = find_header(response_.headers, "Content-Length");
+        const auto length = find_header(ex_->response.headers, "Content-Length");
         std::uint64_t value = 0;
         if (!length.empty() &&
             std::all_of(length.begin(), length.end(),
@@ -871,23 +912,23 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
       }
       break;
   }
-  record_.status = response_.status;
-  out_.clear();
-  filters::build_client_response({policy, request_id_, head_request, close}, response_, framing,
-                                 content_length, out_);
+  ex_->record.status = ex_->response.status;
+  ex_->out.clear();
+  filters::build_client_response({policy, ex_->request_id, head_request, close}, ex_->response,
+                                 framing, content_length, ex_->out);
 
-  std::string_view body(io_.get() + response_head_bytes_, io_size_ - response_head_bytes_);
-  bool upstream_reusable = response_.keep_alive;
+  std::string_view body(io_.get() + ex_->response_head_bytes, io_size_ - ex_->response_head_bytes);
+  bool upstream_reusable = ex_->response.keep_alive;
   const bool chunk_to_client = framing == BodyFraming::chunked;
 
-  if (head_request || response_.framing == BodyFraming::none) {
-    const std::string_view piece = out_;
+  if (head_request || ex_->response.framing == BodyFraming::none) {
+    const std::string_view piece = ex_->out;
     if (co_await write_client(std::span(&piece, 1))) co_return false;
     upstream_reusable = upstream_reusable && body.empty();
-  } else if (response_.framing == BodyFraming::content_length) {
+  } else if (ex_->response.framing == BodyFraming::content_length) {
     const auto first = body.substr(0, std::min<std::uint64_t>(body.size(), content_length));
     upstream_reusable = upstream_reusable && first.size() == body.size();
-    const std::string_view pieces[] = {out_, first};
+    const std::string_view pieces[] = {ex_->out, first};
     if (co_await write_client(pieces)) co_return false;
     std::uint64_t remaining = content_length - first.size();
     while (remaining > 0) {
@@ -903,15 +944,15 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
     }
   } else {
     // chunked or until_close from the upstream: decode and re-frame towards the client.
-    const bool upstream_chunked = response_.framing == BodyFraming::chunked;
-    chunked_.reset();
+    const bool upstream_chunked = ex_->response.framing == BodyFraming::chunked;
+    ex_->chunked.reset();
     std::string_view input = body;
     bool head_written = false;
     for (;;) {
       std::string_view data;
       bool done = false;
       if (upstream_chunked) {
-        const auto step = chunked_.step(input);
+        const auto step = ex_->chunked.step(input);
         input.remove_prefix(step.consumed);
         if (step.error != Reason::none) co_return false;
         data = step.data;
@@ -926,7 +967,7 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
         if (chunk_to_client && !data.empty())
           size_length = http::format_chunk_size(data.size(), size_line);
         const std::string_view pieces[] = {
-            head_written ? std::string_view() : std::string_view(out_),
+            head_written ? std::string_view() : std::string_view(ex_->out),
             std::string_view(size_line, size_length), data,
             chunk_to_client && !data.empty() ? "\r\n" : ""};
         head_written = true;
@@ -969,6 +1010,7 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
 // ---- plain-HTTP listeners ---------------------------------------------------------------------
 
 asio::awaitable<void> ClientConnection::serve_redirect() {
+  ensure_exchange();
   const Runtime& runtime = *pinned_->runtime;
   const config::Policy& policy = *runtime.policy;
   http::ParseResult parsed;
@@ -977,7 +1019,7 @@ asio::awaitable<void> ClientConnection::serve_redirect() {
     co_await send_local(parsed.reply.status, parsed.reply.reason, true);
     co_return;
   }
-  std::string_view host = head_.host;
+  std::string_view host = ex_->head.host;
   if (host.empty()) {
     co_await send_local(400, Reason::missing_host, true);
     co_return;
@@ -995,22 +1037,23 @@ asio::awaitable<void> ClientConnection::serve_redirect() {
     location += ':';
     location += std::to_string(port);
   }
-  location += head_.target;
-  worker_.request_ids.next(request_id_);
-  out_ = "HTTP/1.1 308 Permanent Redirect\r\n";
+  location += ex_->head.target;
+  worker_.request_ids.next(ex_->request_id);
+  ex_->out = "HTTP/1.1 308 Permanent Redirect\r\n";
   for (const auto& [name, value] : policy.headers.response_set) {
-    out_ += name;
-    out_ += ": ";
-    out_ += value;
-    out_ += "\r\n";
+    ex_->out += name;
+    ex_->out += ": ";
+    ex_->out += value;
+    ex_->out += "\r\n";
   }
-  out_ += policy.server.request_id.header + ": " + request_id_ + "\r\n";
-  out_ += "Location: " + location + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-  const std::string_view piece = out_;
+  ex_->out += policy.server.request_id.header + ": " + ex_->request_id + "\r\n";
+  ex_->out += "Location: " + location + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  const std::string_view piece = ex_->out;
   co_await write_client(std::span(&piece, 1));
 }
 
 asio::awaitable<void> ClientConnection::serve_admin() {
+  ensure_exchange();
   const Runtime& runtime = *pinned_->runtime;
   http::ParseResult parsed;
   if (!co_await read_head(runtime, parsed)) co_return;
@@ -1021,47 +1064,46 @@ asio::awaitable<void> ClientConnection::serve_admin() {
   const bool draining = worker_.draining.load(std::memory_order_relaxed);
   std::string_view status_line;
   std::string_view body;
-  if (head_.method != "GET" && head_.method != "HEAD") {
+  if (ex_->head.method != "GET" && ex_->head.method != "HEAD") {
     co_await send_local(405, Reason::method_not_allowed, true);
     co_return;
   }
-  if (head_.path == "/metrics") {
+  if (ex_->head.path == "/metrics") {
     const std::string exposition = worker_.services.metrics.expose();
-    out_ =
+    ex_->out =
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
         "Cache-Control: no-store\r\nContent-Length: ";
-    out_ += std::to_string(exposition.size());
-    out_ += "\r\nConnection: close\r\n\r\n";
-    if (head_.method == "GET") out_ += exposition;
-    const std::string_view piece = out_;
+    ex_->out += std::to_string(exposition.size());
+    ex_->out += "\r\nConnection: close\r\n\r\n";
+    if (ex_->head.method == "GET") ex_->out += exposition;
+    const std::string_view piece = ex_->out;
     co_await write_client(std::span(&piece, 1));
     co_return;
   }
-  if (head_.path == "/healthz") {
+  if (ex_->head.path == "/healthz") {
     status_line = "HTTP/1.1 200 OK\r\n";
     body = "{\"status\":\"alive\"}\n";
-  } else if (head_.path == "/readyz") {
+  } else if (ex_->head.path == "/readyz") {
     status_line = draining ? "HTTP/1.1 503 Service Unavailable\r\n" : "HTTP/1.1 200 OK\r\n";
     body = draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ready\"}\n";
   } else {
     co_await send_local(404, Reason::no_route, true);
     co_return;
   }
-  out_.assign(status_line);
-  out_ += "Content-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ";
-  out_ += std::to_string(body.size());
-  out_ += "\r\nConnection: close\r\n\r\n";
-  if (head_.method == "GET") out_ += body;
-  const std::string_view piece = out_;
+  ex_->out.assign(status_line);
+  ex_->out += "Content-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ";
+  ex_->out += std::to_string(body.size());
+  ex_->out += "\r\nConnection: close\r\n\r\n";
+  if (ex_->head.method == "GET") ex_->out += body;
+  const std::string_view piece = ex_->out;
   co_await write_client(std::span(&piece, 1));
 }
 
-asio::awaitable<void> serve_connection(
-    Worker& worker, tcp::socket socket, ListenerKind kind, std::size_t listener_index,
-    [[maybe_unused]] std::optional<ConnectionLimiter::Slot> slot) {
-  auto connection =
-      std::make_shared<ClientConnection>(worker, std::move(socket), kind, listener_index);
-  co_await connection->run();
+void start_connection(Worker& worker, tcp::socket socket, ListenerKind kind,
+                      std::size_t listener_index, std::optional<ConnectionLimiter::Slot> slot) {
+  auto connection = std::make_shared<ClientConnection>(worker, std::move(socket), kind,
+                                                       listener_index, std::move(slot));
+  asio::co_spawn(worker.io, connection->run(), asio::detached);
 }
 
 // ---- worker buffers ---------------------------------------------------------------------------

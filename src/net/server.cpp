@@ -85,10 +85,7 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
         continue;
       }
     }
-    asio::co_spawn(
-        worker.io,
-        serve_connection(worker, std::move(socket), kind, listener_index, std::move(slot)),
-        asio::detached);
+    start_connection(worker, std::move(socket), kind, listener_index, std::move(slot));
   }
 }
 

@@ -94,7 +94,12 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
 }
 
 asio::awaitable<error_code> Stream::wait_readable() {
-  if (ssl_ && SSL_pending(ssl_) > 0) co_return error_code{};
+  if (ssl_) {
+    if (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_)) co_return error_code{};
+    // RELEASE_BUFFERS frees a record buffer only after a read drains it; the handshake and the
+    // last response leave them allocated (about 17 KiB each) until then.
+    (void)SSL_free_buffers(ssl_);
+  }
   co_return co_await wait(tcp::socket::wait_read);
 }
 

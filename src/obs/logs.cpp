@@ -12,7 +12,7 @@
 namespace portcullis::obs {
 namespace {
 
-constexpr std::size_t kQueueLines = 16384;
+constexpr std::size_t kQueueLines = 8192;  // about 3 MiB, preallocated
 
 // A file sink that can reopen its file, so log rotation by rename + SIGUSR1 works.
 class ReopenableFileSink : public spdlog::sinks::base_sink<std::mutex> {

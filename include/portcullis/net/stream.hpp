@@ -47,7 +47,8 @@ class Stream {
   asio::awaitable<std::size_t> read_some(std::span<char> buffer, error_code& ec);
 
   // Waits until the peer sent something (or closed), without committing a buffer. Returns
-  // immediately when TLS already holds decrypted bytes.
+  // immediately when TLS already holds decrypted bytes. While it waits, OpenSSL's record
+  // buffers are given back, so an idle TLS connection holds none.
   asio::awaitable<error_code> wait_readable();
 
   // Writes all of `data`.
