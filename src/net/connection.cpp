@@ -492,6 +492,7 @@ asio::awaitable<bool> ClientConnection::process_request() {
   if (!co_await read_head(runtime, parsed)) co_return false;
   if (parsed.state == http::ParseState::error) {
     // Whatever follows a refused head cannot be trusted to start a new request: close.
+    ex_->record.bytes_in = in_size_;
     co_await send_local(parsed.reply.status, parsed.reply.reason, true);
     co_return false;
   }

@@ -232,6 +232,7 @@ void Server::start() {
           asio::detached);
     }
   }
+  first.admin_acceptor = &first.acceptors.back();
   asio::co_spawn(first.io, accept_loop(first, first.acceptors.back(), ListenerKind::admin, 0),
                  asio::detached);
   asio::co_spawn(first.io, run_health_checks(first), asio::detached);
@@ -261,7 +262,9 @@ void Server::drain_and_stop(std::chrono::milliseconds timeout) {
   for (auto& worker : impl_->workers) {
     Worker* w = worker.get();
     asio::post(w->io, [w] {
+      // The admin listener stays open so that /readyz can say 503 while the drain runs.
       for (auto& acceptor : w->acceptors) {
+        if (&acceptor == w->admin_acceptor) continue;
         error_code ignored;
         acceptor.close(ignored);
       }

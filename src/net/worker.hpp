@@ -88,6 +88,7 @@ struct Worker {
   std::unordered_set<ClientConnection*> connections;
   std::thread thread;
   std::uint16_t https_port = 0;  // bound port of the first TLS listener, for redirects
+  const boost::asio::ip::tcp::acceptor* admin_acceptor = nullptr;  // on the first worker only
 
  private:
   std::shared_ptr<const PinnedRuntime> pinned;
