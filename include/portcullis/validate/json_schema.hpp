@@ -107,8 +107,9 @@ class JsonSchema {
   static JsonSchema compile(const boost::json::value& document, const CompileOptions& options = {});
 
   // Reads, parses (repeated member names refused) and compiles a schema file. Throws SchemaError
-  // with line and column set when the offending place can be located in the file; a file that
-  // cannot be read throws SchemaError of kind not_json with an empty pointer.
+  // with line and column set when the offending place can be located in the file, so that
+  // path + ":" + what() reads "schemas/login.json:3:24: must be a non-negative integer (at
+  // /properties/a/minLength)". A file that cannot be read is a not_json error without position.
   static JsonSchema compile_file(const std::filesystem::path& path,
                                  const CompileOptions& options = {});
 

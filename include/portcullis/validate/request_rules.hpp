@@ -6,6 +6,19 @@
 // body that is not JSON or fails its schema. With `enforce: false` the caller logs the verdict and
 // forwards anyway; this module knows nothing of enforcement, methods (the router answers 405) or
 // sockets.
+//
+// At policy load:
+//   RequestRulesSpec spec;
+//   spec.content_types = {"application/json"};
+//   spec.max_body_bytes = 4096;
+//   spec.schema = JsonSchema::compile_file(policy_dir / "schemas/login.json");  // or SchemaError
+//   RequestRules rules(std::move(spec));
+// Per request:
+//   Verdict v = rules.check_head(content_type, content_length, has_body);
+//   if (v.ok() && has_body && rules.inspects_body()) {
+//     read at most rules.max_body_bytes() (more: 413), then v = rules.check_body(body);
+//   }
+//   400: answer with invalid_body_response(request_id, v.pointer); 413/415: the usual error body.
 
 #include <cstdint>
 #include <optional>
