@@ -5,8 +5,8 @@
 namespace portcullis::auth {
 
 bool Principal::has_scope(std::string_view scope) const {
-  return std::binary_search(scopes.begin(), scopes.end(), scope,
-                            [](std::string_view a, std::string_view b) { return a < b; });
+  // Linear: scope lists are short, and a hand-built Principal need not be sorted.
+  return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
 }
 
 core::Reason authorize(const Principal& principal, std::span<const std::string> required_scopes,

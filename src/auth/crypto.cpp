@@ -41,9 +41,11 @@ const BIGNUM* curve_order(Curve curve) {
     std::array<const BIGNUM*, 3> result{};
     const int nids[] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
     for (std::size_t i = 0; i < 3; ++i) {
-      EC_GROUP* group = EC_GROUP_new_by_curve_name(nids[i]);  // kept for the process
+      EC_GROUP* group = EC_GROUP_new_by_curve_name(nids[i]);
       if (group == nullptr) throw std::runtime_error("OpenSSL lacks a NIST curve");
-      result[i] = EC_GROUP_get0_order(group);
+      result[i] = BN_dup(EC_GROUP_get0_order(group));  // kept for the life of the process
+      EC_GROUP_free(group);
+      if (result[i] == nullptr) throw std::runtime_error("out of memory");
     }
     return result;
   }();

@@ -101,7 +101,7 @@ Sha256Digest cache_context(const Verifier& verifier, const KeySet& keys) {
 VerifyResult verify_cached(const Verifier& verifier, VerifiedTokenCache& cache,
                            std::string_view token, std::chrono::system_clock::time_point now,
                            const KeySet& keys) {
-  // The size cap comes first: an oversized token is not even hashed for a lookup.
+  // The size cap comes first: an oversized token is never looked up or stored.
   if (token.size() > verifier.settings().max_token_bytes) return verifier.verify(token, now, keys);
   const TokenDigest digest = token_digest(token);
   const Sha256Digest context = cache_context(verifier, keys);

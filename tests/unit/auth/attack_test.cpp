@@ -134,10 +134,11 @@ TEST_F(Attack, Es256WithZeroOrOutOfRangeRAndS) {
   // r = s = 0 (the "psychic signature" of CVE-2022-21449).
   expect_refused(input + "." + b64url(std::string(64, '\0')), Reason::jwt_bad_signature);
   // r = s = n, the group order of P-256: outside 1..n-1.
-  const std::string order =
+  static constexpr char kOrder[] =
       "\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff"
       "\xbc\xe6\xfa\xad\xa7\x17\x9e\x84\xf3\xb9\xca\xc2\xfc\x63\x25\x51";
-  std::string order_bytes(order.data(), 32);
+  static_assert(sizeof(kOrder) == 33);
+  const std::string order_bytes(kOrder, 32);  // embedded zeros: never through strlen
   expect_refused(input + "." + b64url(order_bytes + order_bytes), Reason::jwt_bad_signature);
   // A genuine r with s = 0.
   const std::string sig =
@@ -392,6 +393,54 @@ TEST_F(Attack, ResignedHeaderBytesMustMatchExactly) {
   const std::string respaced = b64url(std::string(R"({ "alg":"ES256","kid":"ec-256"})")) + "." +
                                segment(original, 1) + "." + segment(original, 2);
   expect_refused(respaced, Reason::jwt_bad_signature);
+}
+
+}  // namespace
+}  // namespace portcullis::auth
+
+namespace portcullis::auth {
+namespace {
+
+using namespace testing;
+
+TEST(AttackMutation, NoMutatedTokenVerifies) {
+  const Verifier verifier(corp_settings());
+  const auto keys_set = provider_keys();
+  const std::string original = make_token(Algorithm::es256, keys().ec256, good_claims());
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \x00\xff";
+  const std::string alphabet(kAlphabet, sizeof(kAlphabet) - 1);  // with the NUL byte
+  std::uint64_t state = 0x9e3779b97f4a7c15ull;                   // fixed seed: reproducible
+  const auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int i = 0; i < 3000; ++i) {
+    std::string token = original;
+    const int edits = 1 + static_cast<int>(next() % 3);
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t at_pos = next() % token.size();
+      const char c = alphabet[next() % alphabet.size()];
+      switch (next() % 3) {
+        case 0:
+          token[at_pos] = c;
+          break;
+        case 1:
+          token.insert(token.begin() + static_cast<std::ptrdiff_t>(at_pos), c);
+          break;
+        default:
+          token.erase(at_pos, 1);
+          break;
+      }
+    }
+    if (token == original) continue;
+    const auto result = verifier.verify(token, kNowTime, *keys_set);
+    EXPECT_FALSE(result.ok()) << token;
+  }
+  EXPECT_EQ(ERR_peek_error(), 0u);
+  EXPECT_TRUE(verifier.verify(original, kNowTime, *keys_set).ok());
 }
 
 }  // namespace
