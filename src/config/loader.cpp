@@ -16,6 +16,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <tuple>
@@ -29,16 +30,14 @@ namespace fs = std::filesystem;
 
 // Keys of protections this build does not enforce yet. They are refused rather than ignored: a
 // policy that asks for JWT auth or rate limits must not load and then run without them. To lift
-// one, remove its row, add the key to its section's allowed keys and parse it. (`auth` with
-// anything but `none` is refused in parse_route for the same reason.)
+// one, remove its row, add the key to its section's allowed keys and parse it.
 struct NotSupportedYet {
   std::string_view scope;  // "top" = the top level, "route" = an entry of `routes`
   std::string_view key;
 };
 constexpr NotSupportedYet kNotSupportedYet[] = {
-    {"top", "jwt_providers"}, {"top", "state"},        {"top", "rate_limits"},
-    {"top", "ip_rules"},      {"route", "rate_limit"}, {"route", "login_protection"},
-    {"route", "validate"},
+    {"top", "state"},        {"top", "rate_limits"},        {"top", "ip_rules"},
+    {"route", "rate_limit"}, {"route", "login_protection"}, {"route", "validate"},
 };
 constexpr std::string_view kRefusedNote =
     "not supported yet by this build (refused so that a protection is never silently off)";
@@ -442,6 +441,9 @@ class Loader {
   void parse_upstreams(const Entry& entry, std::vector<Upstream>& upstreams);
   Upstream parse_upstream(const Entry& entry, std::string name);
   void parse_headers(const Entry& entry, HeaderSettings& headers);
+  void parse_jwt_providers(const Entry& entry, std::vector<JwtProvider>& providers);
+  JwtProvider parse_jwt_provider(const Entry& entry, std::string name);
+  std::optional<RouteAuth> parse_route_auth(const Entry& entry, const Policy& policy);
   void parse_routes(const Entry& entry, Policy& policy);
   std::optional<Route> parse_route(const Entry& entry, const Policy& policy);
   void check_address_overlaps();
@@ -1186,6 +1188,274 @@ void Loader::parse_headers(const Entry& entry, HeaderSettings& headers) {
   }
 }
 
+// JOSE algorithm names this build verifies; "none" is never one of them.
+constexpr std::string_view kSymmetricAlgorithms[] = {"HS256", "HS384", "HS512"};
+constexpr std::string_view kAsymmetricAlgorithms[] = {"RS256", "RS384", "RS512", "PS256", "PS384",
+                                                      "PS512", "ES256", "ES384", "ES512", "EdDSA"};
+
+bool listed(std::span<const std::string_view> names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+void Loader::parse_jwt_providers(const Entry& entry, std::vector<JwtProvider>& providers) {
+  const auto section = this->section(entry, {}, {}, true);
+  if (!section) return;
+  for (const auto& [name, item] : section->entries()) {
+    if (!is_name(name)) {
+      error(item.key.Mark(), item.path +
+                                 ": provider names use letters, digits, '_', '-' and '.' "
+                                 "(at most 64)");
+    }
+    providers.push_back(parse_jwt_provider(item, name));
+  }
+}
+
+JwtProvider Loader::parse_jwt_provider(const Entry& entry, std::string name) {
+  JwtProvider provider;
+  provider.name = std::move(name);
+  provider.location = entry.key.IsDefined()
+                          ? Location{file_, entry.key.Mark().line + 1, entry.key.Mark().column + 1}
+                          : location_of(entry);
+  const auto section =
+      this->section(entry, {"issuer", "audiences", "jwks_file", "jwks_url", "secret_file",
+                            "jwks_refresh", "algorithms", "clock_skew", "required_claims",
+                            "require_exp", "token", "forward_claims"});
+  if (!section) return provider;
+  if (const Entry* issuer = section->find("issuer")) {
+    if (const auto text = string(*issuer)) {
+      if (text->empty()) error(*issuer, issuer->path + ": must not be empty");
+      provider.issuer = *text;
+    }
+  } else {
+    error(entry, entry.path + ": issuer is required");
+  }
+  if (const Entry* audiences = section->find("audiences")) {
+    for (const auto& item : items(*audiences)) {
+      if (const auto text = string(item); text && !text->empty()) {
+        provider.audiences.push_back(*text);
+      } else if (text) {
+        error(item, item.path + ": an audience must not be empty");
+      }
+    }
+    if (audiences->value.IsSequence() && provider.audiences.empty())
+      error(*audiences, audiences->path + ": at least one audience is required");
+  } else {
+    error(entry, entry.path + ": audiences is required");
+  }
+
+  // Exactly one key source.
+  int sources = 0;
+  for (const char* key : {"jwks_file", "secret_file"}) {
+    if (const Entry* file = section->find(key)) {
+      if (const auto path = file_path(*file, true); path && !path->empty()) {
+        std::string problem;
+        const auto content = read_file(*path, problem);
+        if (!content) {
+          error(*file, file->path + ": " + problem);
+        } else if (content->empty()) {
+          error(*file, file->path + ": " + quote(*path) + " is empty");
+        }
+        (std::string_view(key) == "jwks_file" ? provider.jwks_file : provider.secret_file) = *path;
+        ++sources;
+      }
+    }
+  }
+  if (const Entry* url = section->find("jwks_url")) {
+    if (const auto text = string(*url); text && !text->empty()) {
+      const bool https = text->starts_with("https://") && text->size() > 8 &&
+                         std::none_of(text->begin(), text->end(), [](char c) {
+                           const auto byte = static_cast<unsigned char>(c);
+                           return byte <= 0x20 || byte >= 0x7f;
+                         });
+      if (!https) {
+        error(*url, url->path + ": " + quote(*text) +
+                        " must be an https:// URL (keys are never fetched in clear text)");
+      }
+      provider.jwks_url = *text;
+      ++sources;
+    }
+  }
+  if (sources != 1) {
+    error(entry, entry.path + ": give exactly one of jwks_file, jwks_url and secret_file (" +
+                     std::to_string(sources) + " given)");
+  }
+
+  const auto time = [&](const Entry& e) { return duration(e); };
+  set(*section, "jwks_refresh", provider.jwks_refresh, time);
+  set(*section, "clock_skew", provider.clock_skew, time);
+  set(*section, "require_exp", provider.require_exp, [&](const Entry& e) { return boolean(e); });
+  if (provider.jwks_refresh < std::chrono::seconds(10)) {
+    if (const Entry* refresh = section->find("jwks_refresh"))
+      error(*refresh, refresh->path + ": at least 10s (the identity provider is not a hot loop)");
+  }
+  if (provider.clock_skew > std::chrono::minutes(5)) {
+    if (const Entry* skew = section->find("clock_skew")) error(*skew, skew->path + ": at most 5m");
+  }
+
+  if (const Entry* algorithms = section->find("algorithms")) {
+    for (const auto& item : items(*algorithms)) {
+      const auto text = string(item);
+      if (!text) continue;
+      std::string lowered = lower(*text);
+      if (lowered == "none") {
+        error(item, item.path + ": 'none' is never accepted (unsigned tokens)");
+      } else if (!listed(kSymmetricAlgorithms, *text) && !listed(kAsymmetricAlgorithms, *text)) {
+        error(item, item.path + ": " + quote(*text) +
+                        " is not an algorithm this build verifies (RS256/384/512, "
+                        "PS256/384/512, ES256/384/512, EdDSA, HS256/384/512)");
+      } else if (std::find(provider.algorithms.begin(), provider.algorithms.end(), *text) !=
+                 provider.algorithms.end()) {
+        error(item, item.path + ": " + quote(*text) + " is listed twice");
+      } else {
+        provider.algorithms.push_back(*text);
+      }
+    }
+    if (algorithms->value.IsSequence() && provider.algorithms.empty() &&
+        items(*algorithms).empty()) {
+      error(*algorithms, algorithms->path + ": at least one algorithm is required");
+    }
+  } else {
+    // Left out: what the key source implies.
+    provider.algorithms = provider.secret_file.empty() ? std::vector<std::string>{"RS256", "ES256"}
+                                                       : std::vector<std::string>{"HS256"};
+  }
+  const bool any_symmetric =
+      std::any_of(provider.algorithms.begin(), provider.algorithms.end(),
+                  [](const std::string& a) { return listed(kSymmetricAlgorithms, a); });
+  const bool any_asymmetric =
+      std::any_of(provider.algorithms.begin(), provider.algorithms.end(),
+                  [](const std::string& a) { return listed(kAsymmetricAlgorithms, a); });
+  const Entry* algorithms_at = section->find("algorithms");
+  const Entry& at = algorithms_at ? *algorithms_at : entry;
+  if (any_symmetric && any_asymmetric) {
+    error(at, entry.path +
+                  ": algorithms mixes HMAC (HS*) with public-key algorithms; a provider "
+                  "is either symmetric or asymmetric (HS256 signed with a public key is "
+                  "a classic forgery)");
+  } else if (!provider.secret_file.empty() && any_asymmetric) {
+    error(at, entry.path + ": secret_file works with HS256/384/512 only");
+  } else if (provider.secret_file.empty() && any_symmetric && !provider.jwks_url.empty()) {
+    error(at, entry.path + ": HMAC secrets are never fetched over the network; use secret_file");
+  }
+
+  if (const Entry* claims = section->find("required_claims")) {
+    for (const auto& item : items(*claims)) {
+      if (const auto text = string(item); text && !text->empty()) {
+        provider.required_claims.push_back(*text);
+      } else if (text) {
+        error(item, item.path + ": a claim name must not be empty");
+      }
+    }
+  }
+  if (const Entry* token = section->find("token")) {
+    if (const auto fields = this->section(*token, {"header", "scheme", "cookie"})) {
+      const Entry* cookie = fields->find("cookie");
+      if (cookie && (fields->find("header") || fields->find("scheme"))) {
+        error(*cookie, token->path + ": give either cookie, or header (and scheme), not both");
+      }
+      if (cookie) {
+        if (const auto text = string(*cookie)) {
+          if (!is_token(*text))
+            error(*cookie, cookie->path + ": " + quote(*text) + " is not a cookie name");
+          provider.token_cookie = *text;
+        }
+      }
+      set(*fields, "header", provider.token_header, [&](const Entry& e) { return header_name(e); });
+      set(*fields, "scheme", provider.token_scheme,
+          [&](const Entry& e) -> std::optional<std::string> {
+            auto text = string(e);
+            if (text && !is_token(*text)) {
+              error(e, e.path + ": " + quote(*text) + " is not an authentication scheme");
+              return std::nullopt;
+            }
+            return text;
+          });
+    }
+  }
+  if (const Entry* forward = section->find("forward_claims")) {
+    if (const auto fields = this->section(*forward, {}, {}, true)) {
+      for (const auto& [claim, item] : fields->entries()) {
+        const auto header = header_name(item);
+        if (!header) continue;
+        const std::string name = lower(*header);
+        const bool reserved = listed(kUnsettableHeaders, name) || name == "authorization" ||
+                              name == "cookie" || name == "x-forwarded-for" ||
+                              name == "x-forwarded-proto" || name == "x-forwarded-host";
+        if (reserved) {
+          error(item, item.path + ": " + quote(*header) + " cannot carry a claim");
+          continue;
+        }
+        provider.forward_claims.emplace_back(claim, *header);
+      }
+    }
+  }
+  return provider;
+}
+
+std::optional<RouteAuth> Loader::parse_route_auth(const Entry& entry, const Policy& policy) {
+  if (entry.value.IsScalar() && entry.value.Scalar() == "none") return std::nullopt;
+  if (!entry.value.IsMap()) {
+    error(entry, entry.path +
+                     ": either 'none' or { jwt: PROVIDER, scopes: [...], claims: {...} }, "
+                     "got " +
+                     describe(entry.value));
+    return std::nullopt;
+  }
+  const auto fields = this->section(entry, {"jwt", "scopes", "claims"});
+  if (!fields) return std::nullopt;
+  RouteAuth auth;
+  if (const Entry* jwt = fields->find("jwt")) {
+    if (const auto text = string(*jwt)) {
+      auth.provider = *text;
+      const auto found =
+          std::find_if(policy.jwt_providers.begin(), policy.jwt_providers.end(),
+                       [&](const JwtProvider& provider) { return provider.name == *text; });
+      if (found == policy.jwt_providers.end()) {
+        error(*jwt, jwt->path + ": no provider named " + quote(*text) + " in jwt_providers");
+      } else {
+        auth.provider_index = static_cast<std::size_t>(found - policy.jwt_providers.begin());
+      }
+    }
+  } else {
+    error(entry, entry.path + ": jwt is required (the provider's name)");
+  }
+  if (const Entry* scopes = fields->find("scopes")) {
+    for (const auto& item : items(*scopes)) {
+      const auto text = string(item);
+      if (!text) continue;
+      if (text->empty() || text->find_first_of(" \t") != std::string::npos) {
+        error(item, item.path + ": a scope is one non-empty word");
+      } else {
+        auth.scopes.push_back(*text);
+      }
+    }
+  }
+  if (const Entry* claims = fields->find("claims")) {
+    if (const auto values = this->section(*claims, {}, {}, true)) {
+      for (const auto& [claim, item] : values->entries()) {
+        if (!item.value.IsScalar()) {
+          error(item, item.path + ": a required claim value is a string, a number or a boolean");
+          continue;
+        }
+        ClaimRequirement requirement;
+        requirement.claim = claim;
+        requirement.value = item.value.Scalar();
+        const std::string& text = requirement.value;
+        const bool quoted = item.value.Tag() == "!";
+        if (!quoted && (text == "true" || text == "false")) {
+          requirement.kind = ClaimRequirement::Kind::boolean;
+        } else if (!quoted && !text.empty() &&
+                   std::all_of(text.begin() + (text[0] == '-' ? 1 : 0), text.end(), is_digit) &&
+                   text.size() < 19 && text != "-") {
+          requirement.kind = ClaimRequirement::Kind::integer;
+        }
+        auth.claims.push_back(std::move(requirement));
+      }
+    }
+  }
+  return auth;
+}
+
 void Loader::parse_routes(const Entry& entry, Policy& policy) {
   for (const auto& item : items(entry)) {
     if (auto route = parse_route(item, policy)) policy.routes.push_back(std::move(*route));
@@ -1280,16 +1550,7 @@ std::optional<Route> Loader::parse_route(const Entry& entry, const Policy& polic
     error(entry, entry.path + ": upstream is required");
   }
 
-  if (const Entry* auth = section->find("auth")) {
-    const bool none = auth->value.IsScalar() && auth->value.Scalar() == "none";
-    if (!none) {
-      const bool jwt = auth->value.IsMap() && auth->value["jwt"].IsDefined();
-      error(*auth,
-            auth->path + ": " +
-                (jwt ? "jwt " + std::string(kRefusedNote)
-                     : "only 'none' is accepted by this build, got " + describe(auth->value)));
-    }
-  }
+  if (const Entry* auth = section->find("auth")) route.auth = parse_route_auth(*auth, policy);
   set(*section, "enforce", route.enforce, [&](const Entry& e) { return boolean(e); });
   return route;
 }
@@ -1322,7 +1583,9 @@ Policy Loader::load(const std::string& text, std::string source_file) {
     throw PolicyError(std::move(diagnostics_));
   }
   const auto top = section(
-      root, {"version", "server", "logging", "upstreams", "headers", "errors", "routes"}, "top");
+      root,
+      {"version", "server", "logging", "upstreams", "jwt_providers", "headers", "errors", "routes"},
+      "top");
   if (const Entry* version = top->find("version")) {
     if (const auto number = whole(*version, 1, 1)) policy.version = static_cast<int>(*number);
   } else {
@@ -1347,6 +1610,8 @@ Policy Loader::load(const std::string& text, std::string source_file) {
           [&](const Entry& e) { return boolean(e); });
     }
   }
+  if (const Entry* providers = top->find("jwt_providers"))
+    parse_jwt_providers(*providers, policy.jwt_providers);
   if (const Entry* routes = top->find("routes")) parse_routes(*routes, policy);
 
   if (!diagnostics_.empty()) {

@@ -149,6 +149,42 @@ struct ErrorSettings {
   bool mask_upstream_5xx = true;
 };
 
+// A JWT issuer the gateway trusts. Exactly one key source: a JWKS file, a JWKS https URL
+// (refreshed every jwks_refresh), or an HMAC secret file (HS* algorithms only).
+struct JwtProvider {
+  std::string name;
+  std::string issuer;
+  std::vector<std::string> audiences;  // at least one; a token's aud must contain one of them
+  std::string jwks_file;               // absolute path, or empty
+  std::string jwks_url;                // https URL, or empty
+  std::string secret_file;             // absolute path, or empty
+  Duration jwks_refresh = std::chrono::minutes(5);
+  std::vector<std::string> algorithms;  // JOSE names; all symmetric or all asymmetric
+  Duration clock_skew = std::chrono::seconds(30);
+  std::vector<std::string> required_claims;
+  bool require_exp = true;
+  std::string token_header = "Authorization";  // used when token_cookie is empty
+  std::string token_scheme = "Bearer";
+  std::string token_cookie;  // non-empty: the token is this cookie
+  std::vector<std::pair<std::string, std::string>> forward_claims;  // claim -> upstream header
+  Location location;
+};
+
+// A claim value a route requires: equal to the claim, or a member when the claim is an array.
+struct ClaimRequirement {
+  enum class Kind { string, integer, boolean };
+  std::string claim;
+  std::string value;  // as written; integers and booleans in canonical form
+  Kind kind = Kind::string;
+};
+
+struct RouteAuth {
+  std::string provider;            // name as written
+  std::size_t provider_index = 0;  // index into Policy::jwt_providers
+  std::vector<std::string> scopes;
+  std::vector<ClaimRequirement> claims;
+};
+
 struct RouteMatch {
   std::string path;                  // exact path; empty = not used
   std::string path_prefix;           // segment-wise prefix; empty = not used
@@ -160,6 +196,7 @@ struct Route {
   RouteMatch match;
   std::string upstream;            // name as written
   std::size_t upstream_index = 0;  // index into Policy::upstreams
+  std::optional<RouteAuth> auth;   // empty = auth: none
   bool enforce = true;
   Location location;
 };
@@ -169,7 +206,8 @@ struct Policy {
   std::string source_file;  // absolute path of the policy file
   ServerSettings server;
   LoggingSettings logging;
-  std::vector<Upstream> upstreams;  // in file order; routes refer to them by index
+  std::vector<Upstream> upstreams;         // in file order; routes refer to them by index
+  std::vector<JwtProvider> jwt_providers;  // in file order; routes refer to them by index
   HeaderSettings headers;
   ErrorSettings errors;
   std::vector<Route> routes;  // first match wins

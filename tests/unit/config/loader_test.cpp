@@ -208,7 +208,7 @@ TEST_F(LoaderTest, NonScalarKeyIsRefused) {
 }
 
 TEST_F(LoaderTest, UnsupportedTopLevelSectionsAreRefusedAtTheirKey) {
-  for (const std::string key : {"jwt_providers", "state", "rate_limits", "ip_rules"}) {
+  for (const std::string key : {"state", "rate_limits", "ip_rules"}) {
     EXPECT_EQ(error(with(key + ": {}\n")),
               "policy.yaml:6:1: " + key +
                   ": not supported yet by this build (refused so that a protection is never "
@@ -228,10 +228,9 @@ TEST_F(LoaderTest, UnsupportedRouteKeysAreRefused) {
   EXPECT_THAT(error(base + "    validate: { max_body_bytes: 4KiB }\n"),
               HasSubstr("routes[0].validate: not supported yet"));
   EXPECT_EQ(error(base + "    auth: { jwt: corp, scopes: [a] }\n"),
-            "policy.yaml:11:11: routes[0].auth: jwt not supported yet by this build (refused so "
-            "that a protection is never silently off)");
+            "policy.yaml:11:18: routes[0].auth.jwt: no provider named 'corp' in jwt_providers");
   EXPECT_THAT(error(base + "    auth: basic\n"),
-              HasSubstr("routes[0].auth: only 'none' is accepted by this build, got 'basic'"));
+              HasSubstr("routes[0].auth: either 'none' or { jwt: PROVIDER"));
   EXPECT_THAT(load(base + "    auth: none\n").routes, SizeIs(1));
 }
 

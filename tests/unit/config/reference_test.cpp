@@ -155,7 +155,7 @@ TEST_F(ReferencePolicyTest, NamesTheDevCertificateFiles) {
 
 TEST_F(ReferencePolicyTest, CommentedOutSectionsAreRefusedWhenEnabled) {
   write_dev_certificate();
-  for (const std::string section : {"state", "jwt_providers", "rate_limits", "ip_rules"}) {
+  for (const std::string section : {"state", "rate_limits", "ip_rules"}) {
     const std::string block = uncommented_section(text_, section);
     ASSERT_THAT(block, ::testing::StartsWith(section + ":")) << section;
     const auto found = diagnostics_of(text_ + block, dir_ / "conf");
