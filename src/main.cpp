@@ -69,10 +69,14 @@ struct Loaded {
 // Loads and compiles the policy; on failure returns the diagnostics, one per line.
 std::optional<Loaded> load(const std::string& path, net::Services& services,
                            std::vector<std::string>& errors,
-                           const net::Runtime* previous = nullptr) {
+                           const net::Runtime* previous = nullptr, bool serving = true) {
   try {
     auto policy = std::make_shared<const config::Policy>(config::load_policy(path));
-    auto runtime = net::build_runtime(policy, services, previous);
+    std::vector<std::string> warnings;
+    auto runtime = net::build_runtime(policy, services, previous, serving, &warnings);
+    for (const auto& warning : warnings) {
+      emit_event(R"({"event":"warning","message":)" + json_string(warning) + "}");
+    }
     return Loaded{policy, runtime};
   } catch (const config::PolicyError& error) {
     for (const auto& diagnostic : error.diagnostics())
@@ -116,7 +120,7 @@ int main(int argc, char** argv) {
 
   net::Services services(PORTCULLIS_VERSION);
   std::vector<std::string> errors;
-  auto loaded = load(config_path, services, errors);
+  auto loaded = load(config_path, services, errors, nullptr, !check_only);
   if (!loaded) {
     for (const auto& line : errors)
       std::fprintf(check_only ? stdout : stderr, "%s\n", line.c_str());

@@ -1217,9 +1217,9 @@ JwtProvider Loader::parse_jwt_provider(const Entry& entry, std::string name) {
                           ? Location{file_, entry.key.Mark().line + 1, entry.key.Mark().column + 1}
                           : location_of(entry);
   const auto section =
-      this->section(entry, {"issuer", "audiences", "jwks_file", "jwks_url", "secret_file",
-                            "jwks_refresh", "algorithms", "clock_skew", "required_claims",
-                            "require_exp", "token", "forward_claims"});
+      this->section(entry, {"issuer", "audiences", "jwks_file", "jwks_url", "jwks_ca_file",
+                            "secret_file", "jwks_refresh", "algorithms", "clock_skew",
+                            "required_claims", "require_exp", "token", "forward_claims"});
   if (!section) return provider;
   if (const Entry* issuer = section->find("issuer")) {
     if (const auto text = string(*issuer)) {
@@ -1273,6 +1273,14 @@ JwtProvider Loader::parse_jwt_provider(const Entry& entry, std::string name) {
       }
       provider.jwks_url = *text;
       ++sources;
+    }
+  }
+  if (const Entry* ca_file = section->find("jwks_ca_file")) {
+    if (const auto path = file_path(*ca_file, true); path && !path->empty()) {
+      check_ca_bundle(*path, *ca_file);
+      provider.jwks_ca_file = *path;
+      if (provider.jwks_url.empty())
+        error(*ca_file, ca_file->path + ": only meaningful with jwks_url");
     }
   }
   if (sources != 1) {

@@ -1,5 +1,7 @@
 #include "portcullis/filters/forward_headers.hpp"
 
+#include <algorithm>
+
 #include <optional>
 
 #include "append.hpp"
@@ -140,6 +142,10 @@ void build_upstream_request(const config::Policy& policy, const UpstreamRequest&
       continue;
     }
     if (iequals(header.name, request_id_header) || http::is_hop_by_hop(header.name)) continue;
+    if (std::any_of(request.gateway_owned.begin(), request.gateway_owned.end(),
+                    [&](const std::string& owned) { return iequals(header.name, owned); })) {
+      continue;
+    }
     if (!head.connection.empty() && http::named_by_connection(header.name, head.connection)) {
       continue;
     }
@@ -161,6 +167,7 @@ void build_upstream_request(const config::Policy& policy, const UpstreamRequest&
   if (!request.request_id.empty()) {
     detail::append_header(out, request_id_header, request.request_id);
   }
+  for (const auto& [name, value] : request.added) detail::append_header(out, name, value);
 
   switch (request.framing) {
     case http::BodyFraming::content_length:

@@ -86,6 +86,10 @@ struct Exchange {
   std::vector<std::string_view> dechunked;  // a whole buffered chunked body, decoded
   std::size_t dechunked_consumed = 0;       // its encoded size in the input
   std::vector<std::string_view> pieces;
+  std::vector<std::pair<std::string, std::string>> claim_headers;  // verified JWT claims to add
+  std::string subject;     // of the request's verified token, for logs
+  std::string token_hash;  // short hash of the request's token, for logs
+  bool report_only = false;
 
   // What the current request did, for the access log and metrics.
   struct Record {
@@ -139,6 +143,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   asio::awaitable<void> request_loop();
   asio::awaitable<bool> handle_request();
   asio::awaitable<bool> process_request();
+  asio::awaitable<bool> authenticate(const Runtime& runtime, const filters::RouteAuthRule& rule,
+                                     const config::Route& route, bool close,
+                                     std::size_t head_bytes);
   void finish_record();
   asio::awaitable<bool> read_head(const Runtime& runtime, http::ParseResult& parsed);
   asio::awaitable<bool> forward(const Runtime& runtime, const config::Route& route,
@@ -480,7 +487,10 @@ void ClientConnection::finish_record() {
       ex_->record.upstream,
       ex_->record.upstream_seconds,
       tls_version_,
-      ex_->record.reason};
+      ex_->record.reason,
+      ex_->subject,
+      ex_->token_hash,
+      ex_->report_only};
   logs.access(access);
   if (rejected) logs.rejection(access);
 }
@@ -522,12 +532,58 @@ asio::awaitable<bool> ClientConnection::process_request() {
   }
   ex_->record.route = decision.route;
   ex_->record.route_index = decision.route_index;
+  ex_->claim_headers.clear();
+  ex_->subject.clear();
+  ex_->token_hash.clear();
+  ex_->report_only = false;
+  if (const auto& rule = runtime.route_auth[decision.route_index]) {
+    if (!co_await authenticate(runtime, *rule, *decision.route, has_body || !keep_alive,
+                               head_bytes))
+      co_return false;
+    if (ex_->record.status != 0) co_return true;  // refused, and the connection stays open
+  }
   if (ex_->head.framing == BodyFraming::content_length &&
       ex_->head.content_length > policy.server.limits.max_body_bytes) {
     co_await send_local(413, Reason::body_too_large, true);
     co_return false;
   }
   co_return co_await forward(runtime, *decision.route, head_bytes);
+}
+
+// ---- authentication ---------------------------------------------------------------------------
+
+// Runs the route's JWT check. Returns false when the connection must close. When the request was
+// refused (401/403) the reply has been sent and record.status is set; with enforce: false the
+// refusal is only recorded and the request goes on, without claim headers.
+asio::awaitable<bool> ClientConnection::authenticate(const Runtime& runtime,
+                                                     const filters::RouteAuthRule& rule,
+                                                     const config::Route& route, bool close,
+                                                     std::size_t head_bytes) {
+  const auto verdict =
+      rule.check(ex_->head, worker_.services.token_cache, std::chrono::system_clock::now());
+  worker_.services.metrics.jwt_verification(verdict.reason, verdict.cache_hit);
+  ex_->subject = verdict.subject;
+  ex_->token_hash = verdict.token_hash;
+  if (verdict.ok()) {
+    rule.gate().claim_headers(*verdict.principal, ex_->claim_headers);
+    co_return true;
+  }
+  if (verdict.reason == Reason::jwt_unknown_kid) {
+    // A new signing key may have been published: ask for an early refetch (rate-limited).
+    const auto& remote = runtime.jwt_providers[route.auth->provider_index].remote;
+    if (remote && remote->schedule.claim_unknown_kid_refetch(std::chrono::system_clock::now()))
+      remote->refetch_wanted = true;
+  }
+  if (!route.enforce) {
+    ex_->report_only = true;
+    ex_->record.reason = verdict.reason;  // logged and counted; the request goes on
+    co_return true;
+  }
+  const filters::ExtraHeader challenge{"WWW-Authenticate", verdict.www_authenticate};
+  co_await send_local(verdict.status, verdict.reason, close, std::span(&challenge, 1));
+  if (close) co_return false;
+  ex_->consume_after = head_bytes;
+  co_return true;
 }
 
 // ---- forwarding -------------------------------------------------------------------------------
@@ -623,8 +679,9 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
 
   ex_->out.clear();
   const filters::UpstreamRequest request{
-      ex_->head,       ex_->path,        peer_,          is_trusted_proxy(policy, peer_),
-      ex_->request_id, upstream_framing, upstream_length};
+      ex_->head,         ex_->path,        peer_,           is_trusted_proxy(policy, peer_),
+      ex_->request_id,   upstream_framing, upstream_length, runtime.claim_headers,
+      ex_->claim_headers};
   filters::build_upstream_request(policy, request, ex_->out);
   const bool dechunked =
       ex_->head.framing == BodyFraming::chunked && upstream_framing != BodyFraming::chunked;

@@ -9,6 +9,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/version.hpp>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -105,8 +107,53 @@ Runtime::Runtime(std::shared_ptr<const config::Policy> p) : policy(std::move(p))
 Services::Services(std::string_view version)
     : metrics(version, openssl_version(), BOOST_LIB_VERSION) {}
 
+namespace {
+
+std::string read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+std::string at(const config::JwtProvider& provider, std::string_view key) {
+  return location_prefix(provider.location) + "jwt_providers." + provider.name + "." +
+         std::string(key) + ": ";
+}
+
+// The key set of a provider with a local source (jwks_file or secret_file), read now: a reload
+// (SIGHUP) picks up a rotated file.
+std::shared_ptr<auth::KeySetHolder> local_keys(const config::JwtProvider& provider) {
+  auth::KeySetLoad load;
+  if (!provider.jwks_file.empty()) {
+    load = auth::KeySet::from_jwks(read_whole_file(provider.jwks_file));
+    if (!load.ok()) {
+      throw std::runtime_error(at(provider, "jwks_file") + provider.jwks_file + ": " +
+                               (load.errors.empty() ? "no usable key" : load.errors.front()));
+    }
+  } else {
+    std::string secret = read_whole_file(provider.secret_file);
+    // A secret written with echo ends in a newline that is not part of it.
+    if (secret.ends_with("\r\n")) {
+      secret.resize(secret.size() - 2);
+    } else if (secret.ends_with("\n")) {
+      secret.pop_back();
+    }
+    load = auth::KeySet::from_secret(secret);
+    if (!load.ok()) {
+      throw std::runtime_error(at(provider, "secret_file") + provider.secret_file + ": " +
+                               (load.errors.empty() ? "unusable secret" : load.errors.front()));
+    }
+  }
+  return std::make_shared<auth::KeySetHolder>(load.keys);
+}
+
+}  // namespace
+
 std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Policy> policy,
-                                             Services& services, const Runtime* previous) {
+                                             Services& services, const Runtime* previous,
+                                             bool fetch_remote_keys,
+                                             std::vector<std::string>* warnings) {
   auto runtime = std::make_shared<Runtime>(policy);
   const auto& logging = policy->logging;
   if (previous && previous->logs && previous->logs->settings().access_log == logging.access_log &&
@@ -119,6 +166,42 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
   for (const auto& route : policy->routes)
     runtime->route_metrics.push_back(&services.metrics.route(route.name));
   runtime->unmatched_metrics = &services.metrics.route(std::string(obs::Metrics::kUnmatchedRoute));
+  for (const auto& provider : policy->jwt_providers) {
+    JwtProviderRuntime compiled;
+    std::shared_ptr<auth::KeySetHolder> keys;
+    if (!provider.jwks_url.empty()) {
+      compiled.remote = services.remote_keys.get(
+          provider.jwks_url,
+          std::chrono::duration_cast<std::chrono::seconds>(provider.jwks_refresh));
+      keys = compiled.remote->keys;
+      if (fetch_remote_keys && !keys->current()) {
+        const auto load = fetch_jwks_now(provider.jwks_url, provider.jwks_ca_file,
+                                         std::chrono::seconds(5));
+        compiled.remote->schedule.record_attempt(std::chrono::system_clock::now());
+        if (!keys->offer(load) && warnings) {
+          warnings->push_back(at(provider, "jwks_url") + "first fetch failed: " +
+                              (load.errors.empty() ? "no usable key" : load.errors.front()));
+        }
+      }
+    } else {
+      keys = local_keys(provider);
+    }
+    try {
+      compiled.gate = std::make_unique<filters::JwtProviderGate>(provider, std::move(keys));
+    } catch (const std::exception& error) {
+      throw std::runtime_error(location_prefix(provider.location) + "jwt_providers." +
+                               provider.name + ": " + error.what());
+    }
+    for (const auto& [claim, header] : provider.forward_claims)
+      runtime->claim_headers.push_back(header);
+    runtime->jwt_providers.push_back(std::move(compiled));
+  }
+  for (const auto& route : policy->routes) {
+    runtime->route_auth.push_back(
+        route.auth ? std::make_unique<filters::RouteAuthRule>(
+                         *runtime->jwt_providers[route.auth->provider_index].gate, *route.auth)
+                   : nullptr);
+  }
   for (const auto& listener : policy->server.listen) {
     ListenerRuntime compiled;
     compiled.settings = &listener;
@@ -236,6 +319,7 @@ void Server::start() {
   asio::co_spawn(first.io, accept_loop(first, first.acceptors.back(), ListenerKind::admin, 0),
                  asio::detached);
   asio::co_spawn(first.io, run_health_checks(first), asio::detached);
+  asio::co_spawn(first.io, run_jwks_refresh(first), asio::detached);
   for (auto& worker : impl_->workers) {
     Worker* w = worker.get();
     w->thread = std::thread([w] {

@@ -118,4 +118,7 @@ void close_if_idle(ClientConnection* connection);
 // Active health checks for every upstream with a health_check path; runs on one worker.
 boost::asio::awaitable<void> run_health_checks(Worker& worker);
 
+// Refreshes key sets fetched from jwks_url; runs on one worker.
+boost::asio::awaitable<void> run_jwks_refresh(Worker& worker);
+
 }  // namespace portcullis::net

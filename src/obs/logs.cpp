@@ -62,7 +62,8 @@ class RawStreamSink : public spdlog::sinks::base_sink<std::mutex> {
 std::shared_ptr<spdlog::details::thread_pool> shared_pool() {
   static std::once_flag once;
   static std::shared_ptr<spdlog::details::thread_pool> pool;
-  std::call_once(once, [] { pool = std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1); });
+  std::call_once(once,
+                 [] { pool = std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1); });
   return pool;
 }
 
@@ -76,8 +77,8 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::
   } else {
     sink = std::make_shared<ReopenableFileSink>(target);
   }
-  auto logger = std::make_shared<spdlog::async_logger>(name, sink, shared_pool(),
-                                                       spdlog::async_overflow_policy::overrun_oldest);
+  auto logger = std::make_shared<spdlog::async_logger>(
+      name, sink, shared_pool(), spdlog::async_overflow_policy::overrun_oldest);
   logger->set_level(spdlog::level::info);
   logger->flush_on(spdlog::level::info);
   return logger;
@@ -104,6 +105,20 @@ void append_common(std::string& out, const AccessRecord& record) {
   append_json_escaped(out, record.route);
   out += R"(","status":)";
   out += std::to_string(record.status);
+}
+
+void append_identity(std::string& out, const AccessRecord& record) {
+  if (!record.subject.empty()) {
+    out += R"(,"subject":")";
+    append_json_escaped(out, record.subject.substr(0, 256));
+    out += '"';
+  }
+  if (!record.token_hash.empty()) {
+    out += R"(,"token_hash":")";
+    append_json_escaped(out, record.token_hash);
+    out += '"';
+  }
+  if (record.report_only) out += R"(,"mode":"report_only")";
 }
 
 }  // namespace
@@ -155,7 +170,9 @@ Logs::Logs(const config::LoggingSettings& settings)
       access_(make_logger("access", settings.access_log)),
       security_(make_logger("security", settings.security_log)) {}
 
-Logs::~Logs() { flush(); }
+Logs::~Logs() {
+  flush();
+}
 
 void Logs::access(const AccessRecord& record) {
   if (!access_) return;
@@ -187,6 +204,7 @@ void Logs::access(const AccessRecord& record) {
     line += core::to_string(record.reason);
     line += '"';
   }
+  append_identity(line, record);
   line += '}';
   access_->info(line);
 }
@@ -211,7 +229,9 @@ void Logs::rejection(const AccessRecord& record) {
   append_json_escaped(line, record.path.substr(0, 512));
   line += R"(","route":")";
   append_json_escaped(line, record.route);
-  line += R"("})";
+  line += '"';
+  append_identity(line, record);
+  line += '}';
   security_->info(line);
 }
 

@@ -32,10 +32,11 @@ Metrics::Metrics(std::string_view version, std::string_view openssl, std::string
                    .Name("portcullis_requests_total")
                    .Help("Requests answered, by route and status class")
                    .Register(registry);
-  duration_ = &prometheus::BuildHistogram()
-                   .Name("portcullis_request_duration_seconds")
-                   .Help("Time from the first byte of a request head to the last byte of its response")
-                   .Register(registry);
+  duration_ =
+      &prometheus::BuildHistogram()
+           .Name("portcullis_request_duration_seconds")
+           .Help("Time from the first byte of a request head to the last byte of its response")
+           .Register(registry);
   upstream_duration_ = &prometheus::BuildHistogram()
                             .Name("portcullis_upstream_duration_seconds")
                             .Help("Time from sending a request upstream to its response head")
@@ -83,6 +84,28 @@ Metrics::Metrics(std::string_view version, std::string_view openssl, std::string
                       .Help("Log lines dropped because the log queue was full")
                       .Register(registry)
                       .Add({});
+  auto& jwt = prometheus::BuildCounter()
+                  .Name("portcullis_jwt_verifications_total")
+                  .Help("JWT checks on authenticated routes, by result (ok or the reason code)")
+                  .Register(registry);
+  for (std::size_t i = 0; i < core::kReasonCount; ++i) {
+    const auto reason = static_cast<core::Reason>(i);
+    const auto name = core::to_string(reason);
+    // Only ok and the jwt_* reasons are ever counted here; the rest point at "ok" unused.
+    if (reason == core::Reason::none || name.starts_with("jwt_")) {
+      jwt_results_[i] =
+          &jwt.Add({{"result", reason == core::Reason::none ? "ok" : std::string(name)}});
+    }
+  }
+  for (auto& slot : jwt_results_) {
+    if (!slot) slot = jwt_results_[0];
+  }
+  auto& cache = prometheus::BuildCounter()
+                    .Name("portcullis_jwt_cache_lookups_total")
+                    .Help("Verified-token cache lookups, by result")
+                    .Register(registry);
+  jwt_cache_hits_ = &cache.Add({{"result", "hit"}});
+  jwt_cache_misses_ = &cache.Add({{"result", "miss"}});
   prometheus::BuildGauge()
       .Name("portcullis_build_info")
       .Help("Build and library versions; always 1")

@@ -157,6 +157,7 @@ struct JwtProvider {
   std::vector<std::string> audiences;  // at least one; a token's aud must contain one of them
   std::string jwks_file;               // absolute path, or empty
   std::string jwks_url;                // https URL, or empty
+  std::string jwks_ca_file;            // PEM bundle verifying jwks_url's server; empty = system
   std::string secret_file;             // absolute path, or empty
   Duration jwks_refresh = std::chrono::minutes(5);
   std::vector<std::string> algorithms;  // JOSE names; all symmetric or all asymmetric

@@ -6,8 +6,10 @@
 // never pass; framing is restated for the body the gateway actually sends.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "portcullis/config/policy.hpp"
 #include "portcullis/core/ip.hpp"
@@ -29,6 +31,11 @@ struct UpstreamRequest {
   std::string_view request_id;
   http::BodyFraming framing = http::BodyFraming::none;  // how the gateway sends the body
   std::uint64_t content_length = 0;                     // when framing == content_length
+  // Headers only the gateway may set (those that carry verified JWT claims): every client copy
+  // is removed, on every route, authenticated or not. Compared case-insensitively.
+  std::span<const std::string> gateway_owned = {};
+  // Headers the gateway adds (the verified claims of this request).
+  std::span<const std::pair<std::string, std::string>> added = {};
 };
 
 // Appends the complete upstream request head (request line, headers, final CRLF) to `out`.

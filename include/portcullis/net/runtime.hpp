@@ -8,10 +8,13 @@
 #include <memory>
 #include <vector>
 
+#include "portcullis/auth/token_cache.hpp"
 #include "portcullis/config/policy.hpp"
+#include "portcullis/filters/jwt_auth.hpp"
 #include "portcullis/filters/router.hpp"
 #include "portcullis/http/request_parser.hpp"
 #include "portcullis/net/connection_limiter.hpp"
+#include "portcullis/net/jwks_client.hpp"
 #include "portcullis/net/tls_context.hpp"
 #include "portcullis/obs/logs.hpp"
 #include "portcullis/obs/metrics.hpp"
@@ -27,6 +30,8 @@ struct Services {
   upstream::EndpointRegistry endpoints;
   ConnectionLimiter connections;
   obs::Metrics metrics;
+  auth::VerifiedTokenCache token_cache;  // keyed by token hash, settings and key set
+  JwksRegistry remote_keys;              // key sets fetched from jwks_url, by URL
 };
 
 struct EndpointRuntime {
@@ -40,6 +45,11 @@ struct UpstreamRuntime {
   const config::Upstream* settings = nullptr;
   std::vector<EndpointRuntime> endpoints;
   std::unique_ptr<ClientTlsContext> tls;  // when settings->tls.enabled
+};
+
+struct JwtProviderRuntime {
+  std::unique_ptr<filters::JwtProviderGate> gate;
+  std::shared_ptr<RemoteJwks> remote;  // when the keys come from jwks_url
 };
 
 struct ListenerRuntime {
@@ -56,6 +66,9 @@ struct Runtime {
   std::size_t head_buffer_bytes = 0;  // room for the largest head the limits allow
   std::shared_ptr<obs::Logs> logs;  // kept across reloads while `logging` is unchanged
   std::vector<const obs::RouteMetrics*> route_metrics;  // by route index
+  std::vector<JwtProviderRuntime> jwt_providers;          // policy order
+  std::vector<std::unique_ptr<filters::RouteAuthRule>> route_auth;  // by route; null = none
+  std::vector<std::string> claim_headers;  // every forward_claims header: gateway-owned
   const obs::RouteMetrics* unmatched_metrics = nullptr;
 
   explicit Runtime(std::shared_ptr<const config::Policy> p);
@@ -64,8 +77,12 @@ struct Runtime {
 // Compiles `policy`. Throws TlsSetupError or std::runtime_error ("FILE:LINE:COL: message") when
 // a certificate, key or endpoint name cannot be used. `previous` (the runtime being replaced, if
 // any) lends its log files when the logging settings did not change.
+// With `fetch_remote_keys`, a jwks_url never fetched before is fetched before this returns (a
+// failure is reported in `warnings`, and its tokens are refused until a later fetch succeeds).
 std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Policy> policy,
                                              Services& services,
-                                             const Runtime* previous = nullptr);
+                                             const Runtime* previous = nullptr,
+                                             bool fetch_remote_keys = false,
+                                             std::vector<std::string>* warnings = nullptr);
 
 }  // namespace portcullis::net

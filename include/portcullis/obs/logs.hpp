@@ -31,10 +31,13 @@ struct AccessRecord {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   double duration_seconds = 0;
-  std::string_view upstream;      // endpoint "host:port", empty when none was used
-  double upstream_seconds = -1;   // time to the upstream's response head; < 0 when none
+  std::string_view upstream;     // endpoint "host:port", empty when none was used
+  double upstream_seconds = -1;  // time to the upstream's response head; < 0 when none
   std::string_view tls_version;
   core::Reason reason = core::Reason::none;
+  std::string_view subject;     // of a verified token, when known
+  std::string_view token_hash;  // short hash of the token, never the token
+  bool report_only = false;     // refused by a rule with enforce: false, and let through
 };
 
 class Logs {

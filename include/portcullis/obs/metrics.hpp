@@ -40,7 +40,9 @@ class Metrics {
   const RouteMetrics& route(const std::string& name);
   static constexpr std::string_view kUnmatchedRoute = "_unmatched";
 
-  void rejection(core::Reason reason) { rejections_[static_cast<std::size_t>(reason)]->Increment(); }
+  void rejection(core::Reason reason) {
+    rejections_[static_cast<std::size_t>(reason)]->Increment();
+  }
   void upstream_error(UpstreamErrorKind kind) {
     upstream_errors_[static_cast<std::size_t>(kind)]->Increment();
   }
@@ -50,6 +52,11 @@ class Metrics {
   void connection_closed() { active_connections_->Decrement(); }
   void config_reload(bool ok) { (ok ? reload_ok_ : reload_refused_)->Increment(); }
   void log_lines_dropped(double total) { log_dropped_->Set(total); }
+  // A JWT check: its result ("ok" or a jwt_* reason) and whether the token cache answered.
+  void jwt_verification(core::Reason reason, bool cache_hit) {
+    jwt_results_[static_cast<std::size_t>(reason)]->Increment();
+    (cache_hit ? jwt_cache_hits_ : jwt_cache_misses_)->Increment();
+  }
 
   // Prometheus text exposition format (version 0.0.4).
   std::string expose() const;
@@ -70,6 +77,9 @@ class Metrics {
   prometheus::Counter* reload_ok_;
   prometheus::Counter* reload_refused_;
   prometheus::Gauge* log_dropped_;
+  std::array<prometheus::Counter*, core::kReasonCount> jwt_results_{};
+  prometheus::Counter* jwt_cache_hits_;
+  prometheus::Counter* jwt_cache_misses_;
 
   std::mutex routes_mutex_;
   std::unordered_map<std::string, std::unique_ptr<RouteMetrics>> routes_;

@@ -1,0 +1,72 @@
+#pragma once
+// JWT authentication and authorization for a route: find the token where the provider says
+// (Authorization scheme or a cookie), verify it through the verified-token cache against the
+// provider's current key set, then check the route's scopes and claims. The answer is a
+// verdict with the RFC 6750 challenge, the principal, and the headers its forward_claims add.
+// Compiled once per policy; safe to share between worker threads.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "portcullis/auth/authorization.hpp"
+#include "portcullis/auth/key_refresh.hpp"
+#include "portcullis/auth/token_cache.hpp"
+#include "portcullis/auth/verifier.hpp"
+#include "portcullis/config/policy.hpp"
+#include "portcullis/http/request_parser.hpp"
+
+namespace portcullis::filters {
+
+struct JwtVerdict {
+  core::Reason reason = core::Reason::none;  // none = authenticated and authorized
+  int status = 0;                            // 401 or 403 when refused
+  std::string www_authenticate;              // the challenge to send with a refusal
+  std::shared_ptr<const auth::Principal> principal;
+  std::string subject;     // of a verified token, for logs (also when authorization failed)
+  std::string token_hash;  // short hash of the token for logs; never the token
+  bool cache_hit = false;
+  bool ok() const { return reason == core::Reason::none; }
+};
+
+class JwtProviderGate {
+ public:
+  // Throws std::invalid_argument when the provider's settings are unusable.
+  JwtProviderGate(const config::JwtProvider& provider, std::shared_ptr<auth::KeySetHolder> keys);
+
+  const config::JwtProvider& provider() const { return provider_; }
+  const auth::KeySetHolder& keys() const { return *keys_; }
+
+  // Finds and verifies the token of `head`.
+  JwtVerdict authenticate(const http::RequestHead& head, auth::VerifiedTokenCache& cache,
+                          std::chrono::system_clock::time_point now) const;
+
+  // The upstream headers the provider's forward_claims take from `principal`. A claim that is
+  // absent, or whose text would not be a safe header value, adds nothing.
+  void claim_headers(const auth::Principal& principal,
+                     std::vector<std::pair<std::string, std::string>>& out) const;
+
+ private:
+  const config::JwtProvider& provider_;
+  auth::Verifier verifier_;
+  std::shared_ptr<auth::KeySetHolder> keys_;
+};
+
+// A route's `auth: { jwt, scopes, claims }`, compiled.
+class RouteAuthRule {
+ public:
+  RouteAuthRule(const JwtProviderGate& gate, const config::RouteAuth& auth);
+
+  const JwtProviderGate& gate() const { return gate_; }
+  JwtVerdict check(const http::RequestHead& head, auth::VerifiedTokenCache& cache,
+                   std::chrono::system_clock::time_point now) const;
+
+ private:
+  const JwtProviderGate& gate_;
+  std::vector<std::string> scopes_;
+  std::vector<auth::ClaimRequirement> claims_;
+};
+
+}  // namespace portcullis::filters

@@ -1,0 +1,164 @@
+#include "portcullis/filters/jwt_auth.hpp"
+
+#include <boost/json.hpp>
+#include <stdexcept>
+
+#include "portcullis/auth/bearer.hpp"
+#include "portcullis/auth/token_hash.hpp"
+#include "portcullis/http/headers.hpp"
+
+namespace portcullis::filters {
+namespace {
+
+auth::ProviderSettings settings_of(const config::JwtProvider& provider) {
+  auth::ProviderSettings settings;
+  settings.name = provider.name;
+  settings.issuer = provider.issuer;
+  settings.audiences = provider.audiences;
+  for (const auto& name : provider.algorithms) {
+    const auto algorithm = auth::parse_algorithm(name);
+    if (!algorithm) throw std::invalid_argument("unknown algorithm " + name);
+    settings.algorithms.push_back(*algorithm);
+  }
+  settings.clock_skew = std::chrono::duration_cast<std::chrono::seconds>(provider.clock_skew);
+  settings.required_claims = provider.required_claims;
+  settings.require_exp = provider.require_exp;
+  return settings;
+}
+
+boost::json::value claim_value(const config::ClaimRequirement& requirement) {
+  switch (requirement.kind) {
+    case config::ClaimRequirement::Kind::boolean:
+      return boost::json::value(requirement.value == "true");
+    case config::ClaimRequirement::Kind::integer:
+      return boost::json::value(std::stoll(requirement.value));
+    case config::ClaimRequirement::Kind::string:
+      break;
+  }
+  return boost::json::value(requirement.value);
+}
+
+// Header values must stay on one line and printable: anything else would let a claim inject
+// headers into the upstream request.
+bool safe_header_value(std::string_view text) {
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\t') || byte == 0x7f) return false;
+  }
+  return !text.empty();
+}
+
+std::string claim_text(const boost::json::value& value) {
+  if (value.is_string()) return std::string(value.get_string());
+  if (value.is_array()) {
+    std::string joined;
+    for (const auto& item : value.get_array()) {
+      if (!item.is_string()) return boost::json::serialize(value);
+      if (!joined.empty()) joined += ' ';
+      joined += item.get_string();
+    }
+    return joined;
+  }
+  return boost::json::serialize(value);
+}
+
+}  // namespace
+
+JwtProviderGate::JwtProviderGate(const config::JwtProvider& provider,
+                                 std::shared_ptr<auth::KeySetHolder> keys)
+    : provider_(provider), verifier_(settings_of(provider)), keys_(std::move(keys)) {}
+
+JwtVerdict JwtProviderGate::authenticate(const http::RequestHead& head,
+                                         auth::VerifiedTokenCache& cache,
+                                         std::chrono::system_clock::time_point now) const {
+  JwtVerdict verdict;
+  std::string_view values[8];
+  std::size_t count = 0;
+  const std::string_view header =
+      provider_.token_cookie.empty() ? std::string_view(provider_.token_header) : "Cookie";
+  for (const auto& field : head.headers) {
+    if (!http::iequals(field.name, header)) continue;
+    if (count == std::size(values)) {
+      count = std::size(values) + 1;  // more than any sane client sends: malformed
+      break;
+    }
+    values[count++] = field.value;
+  }
+  auth::ExtractedToken token;
+  if (count > std::size(values)) {
+    token.reason = core::Reason::jwt_malformed;
+  } else if (provider_.token_cookie.empty()) {
+    token = auth::token_from_authorization(std::span(values, count), provider_.token_scheme);
+  } else {
+    token = auth::token_from_cookies(std::span(values, count), provider_.token_cookie);
+  }
+  if (!token.ok()) {
+    verdict.reason = token.reason;
+  } else {
+    const auto keys = keys_->current();
+    if (!keys) {
+      verdict.reason = core::Reason::jwt_unknown_kid;  // no key set loaded yet
+      verdict.token_hash = auth::token_hash_prefix(token.token);
+    } else {
+      // The cache path of auth::verify_cached, spelled out to know whether it hit.
+      const auto digest = auth::token_digest(token.token);
+      const auto context = auth::cache_context(verifier_, *keys);
+      if (token.token.size() <= verifier_.settings().max_token_bytes) {
+        verdict.principal = cache.find(digest, context, now);
+      }
+      if (verdict.principal) {
+        verdict.cache_hit = true;
+        verdict.subject = verdict.principal->subject;
+        verdict.token_hash = verdict.principal->token_hash;
+      } else {
+        const auto result = verifier_.verify(token.token, digest, now, *keys);
+        verdict.reason = result.reason;
+        verdict.principal = result.principal;
+        verdict.subject = result.principal ? result.principal->subject : result.subject;
+        verdict.token_hash = result.token_hash;
+        if (result.ok()) cache.insert(digest, context, result.principal, now);
+      }
+    }
+  }
+  if (!verdict.ok()) {
+    verdict.status = auth::auth_failure_status(verdict.reason);
+    verdict.www_authenticate = auth::www_authenticate(verdict.reason);
+  }
+  return verdict;
+}
+
+void JwtProviderGate::claim_headers(const auth::Principal& principal,
+                                    std::vector<std::pair<std::string, std::string>>& out) const {
+  for (const auto& [claim, header] : provider_.forward_claims) {
+    std::string text;
+    if (claim == "scope" && !principal.scopes.empty()) {
+      for (const auto& scope : principal.scopes) {
+        if (!text.empty()) text += ' ';
+        text += scope;
+      }
+    } else if (const auto* value = principal.claims.if_contains(claim)) {
+      text = claim_text(*value);
+    }
+    if (safe_header_value(text)) out.emplace_back(header, std::move(text));
+  }
+}
+
+RouteAuthRule::RouteAuthRule(const JwtProviderGate& gate, const config::RouteAuth& auth)
+    : gate_(gate), scopes_(auth.scopes) {
+  for (const auto& requirement : auth.claims)
+    claims_.emplace_back(requirement.claim, claim_value(requirement));
+}
+
+JwtVerdict RouteAuthRule::check(const http::RequestHead& head, auth::VerifiedTokenCache& cache,
+                                std::chrono::system_clock::time_point now) const {
+  JwtVerdict verdict = gate_.authenticate(head, cache, now);
+  if (!verdict.ok()) return verdict;
+  verdict.reason = auth::authorize(*verdict.principal, scopes_, claims_);
+  if (!verdict.ok()) {
+    verdict.status = auth::auth_failure_status(verdict.reason);
+    verdict.www_authenticate = auth::www_authenticate(verdict.reason);
+  }
+  return verdict;
+}
+
+}  // namespace portcullis::filters
