@@ -37,7 +37,7 @@ struct NotSupportedYet {
 };
 constexpr NotSupportedYet kNotSupportedYet[] = {
     {"top", "state"},        {"top", "rate_limits"},        {"top", "ip_rules"},
-    {"route", "rate_limit"}, {"route", "login_protection"}, {"route", "validate"},
+    {"route", "rate_limit"}, {"route", "login_protection"},
 };
 constexpr std::string_view kRefusedNote =
     "not supported yet by this build (refused so that a protection is never silently off)";
@@ -444,6 +444,7 @@ class Loader {
   void parse_jwt_providers(const Entry& entry, std::vector<JwtProvider>& providers);
   JwtProvider parse_jwt_provider(const Entry& entry, std::string name);
   std::optional<RouteAuth> parse_route_auth(const Entry& entry, const Policy& policy);
+  std::optional<RouteValidation> parse_route_validation(const Entry& entry, const Policy& policy);
   void parse_routes(const Entry& entry, Policy& policy);
   std::optional<Route> parse_route(const Entry& entry, const Policy& policy);
   void check_address_overlaps();
@@ -1464,6 +1465,54 @@ std::optional<RouteAuth> Loader::parse_route_auth(const Entry& entry, const Poli
   return auth;
 }
 
+std::optional<RouteValidation> Loader::parse_route_validation(const Entry& entry,
+                                                              const Policy& policy) {
+  const auto fields =
+      this->section(entry, {"content_types", "max_body_bytes", "json_schema", "error_pointer"});
+  if (!fields) return std::nullopt;
+  RouteValidation validation;
+  validation.location = location_of(entry);
+  if (const Entry* types = fields->find("content_types")) {
+    for (const auto& item : items(*types)) {
+      const auto text = string(item);
+      if (!text) continue;
+      const auto slash = text->find('/');
+      const bool shaped = slash != std::string::npos && slash > 0 && slash + 1 < text->size() &&
+                          is_token(text->substr(0, slash)) &&
+                          (text->substr(slash + 1) == "*" || is_token(text->substr(slash + 1)));
+      if (!shaped || *text == "*/*") {
+        error(item, item.path + ": " + quote(*text) +
+                        " is not a media type (type/subtype or type/*; */* is refused)");
+      } else {
+        validation.content_types.push_back(lower(*text));
+      }
+    }
+  }
+  if (const Entry* max = fields->find("max_body_bytes")) {
+    if (const auto bytes = size(*max)) {
+      if (*bytes == 0) {
+        error(*max, max->path + ": must be greater than 0");
+      } else if (*bytes > policy.server.limits.max_body_bytes) {
+        error(*max, max->path + ": may only lower server.limits.max_body_bytes (" +
+                        std::to_string(policy.server.limits.max_body_bytes) + ")");
+      } else {
+        validation.max_body_bytes = *bytes;
+      }
+    }
+  }
+  if (const Entry* schema = fields->find("json_schema")) {
+    if (const auto path = file_path(*schema, true); path && !path->empty()) {
+      std::string problem;
+      if (!read_file(*path, problem)) error(*schema, schema->path + ": " + problem);
+      validation.json_schema = *path;
+      validation.json_schema_location = location_of(*schema);
+    }
+  }
+  set(*fields, "error_pointer", validation.error_pointer,
+      [&](const Entry& e) { return boolean(e); });
+  return validation;
+}
+
 void Loader::parse_routes(const Entry& entry, Policy& policy) {
   for (const auto& item : items(entry)) {
     if (auto route = parse_route(item, policy)) policy.routes.push_back(std::move(*route));
@@ -1472,7 +1521,7 @@ void Loader::parse_routes(const Entry& entry, Policy& policy) {
 
 std::optional<Route> Loader::parse_route(const Entry& entry, const Policy& policy) {
   const auto section =
-      this->section(entry, {"name", "match", "upstream", "auth", "enforce"}, "route");
+      this->section(entry, {"name", "match", "upstream", "auth", "validate", "enforce"}, "route");
   if (!section) return std::nullopt;
   Route route;
   route.location = location_of(entry);
@@ -1559,6 +1608,9 @@ std::optional<Route> Loader::parse_route(const Entry& entry, const Policy& polic
   }
 
   if (const Entry* auth = section->find("auth")) route.auth = parse_route_auth(*auth, policy);
+  if (const Entry* validate = section->find("validate")) {
+    route.validate = parse_route_validation(*validate, policy);
+  }
   set(*section, "enforce", route.enforce, [&](const Entry& e) { return boolean(e); });
   return route;
 }

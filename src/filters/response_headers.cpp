@@ -208,9 +208,15 @@ void build_client_response(const ResponseContext& context, const http::ResponseH
 
 void build_local_reply(const ResponseContext& context, int status, std::string_view error_code,
                        std::span<const ExtraHeader> extra, std::string& out) {
+  build_local_reply_with_body(context, status, core::error_body(error_code, context.request_id),
+                              extra, out);
+}
+
+void build_local_reply_with_body(const ResponseContext& context, int status,
+                                 std::string_view body, std::span<const ExtraHeader> extra,
+                                 std::string& out) {
   const config::HeaderSettings& settings = context.policy.headers;
   const std::string_view request_id_header = context.policy.server.request_id.header;
-  const std::string body = core::error_body(error_code, context.request_id);
 
   std::size_t estimate = 256 + body.size() + request_id_header.size() + context.request_id.size();
   for (const auto& [name, value] : settings.response_set)

@@ -53,6 +53,14 @@ std::string_view find_header(const std::vector<http::Header>& headers, std::stri
   return {};
 }
 
+std::optional<std::string_view> find_header_value(const std::vector<http::Header>& headers,
+                                                  std::string_view name) {
+  for (const auto& header : headers) {
+    if (http::iequals(header.name, name)) return header.value;
+  }
+  return std::nullopt;
+}
+
 bool is_trusted_proxy(const config::Policy& policy, const core::IpAddress& peer) {
   for (const auto& cidr : policy.server.trusted_proxies) {
     if (cidr.contains(peer)) return true;
@@ -90,6 +98,10 @@ struct Exchange {
   std::string subject;     // of the request's verified token, for logs
   std::string token_hash;  // short hash of the request's token, for logs
   bool report_only = false;
+  std::uint64_t body_limit = 0;  // the route's body limit (validate.max_body_bytes or server's)
+  std::string body;              // a body read whole for validation
+  bool body_buffered = false;
+  std::size_t body_consumed = 0;  // input bytes that body took (after the head)
 
   // What the current request did, for the access log and metrics.
   struct Record {
@@ -159,7 +171,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   asio::awaitable<bool> relay_response(const Runtime& runtime, const config::Upstream& settings,
                                        const EndpointRuntime& endpoint);
   asio::awaitable<void> send_local(int status, Reason reason, bool close,
-                                   std::span<const filters::ExtraHeader> extra = {});
+                                   std::span<const filters::ExtraHeader> extra = {},
+                                   std::string_view body = {});
+  asio::awaitable<int> read_body(std::size_t head_bytes, std::uint64_t limit, Reason& reason);
+  asio::awaitable<bool> refuse_invalid(const validate::Verdict& verdict, bool close);
   asio::awaitable<void> serve_redirect();
   asio::awaitable<void> serve_admin();
   asio::awaitable<error_code> write_client(std::span<const std::string_view> pieces);
@@ -359,13 +374,19 @@ asio::awaitable<error_code> ClientConnection::write_upstream(
 }
 
 asio::awaitable<void> ClientConnection::send_local(int status, Reason reason, bool close,
-                                                   std::span<const filters::ExtraHeader> extra) {
+                                                   std::span<const filters::ExtraHeader> extra,
+                                                   std::string_view body) {
   const config::Policy& policy = *pinned_->runtime->policy;
   if (ex_->request_id.empty()) worker_.request_ids.next(ex_->request_id);
   ex_->out.clear();
   const bool head_request = ex_->head.method == "HEAD";
-  filters::build_local_reply({policy, ex_->request_id, head_request, close}, status,
-                             core::error_code_for_status(status), extra, ex_->out);
+  const filters::ResponseContext context{policy, ex_->request_id, head_request, close};
+  if (body.empty()) {
+    filters::build_local_reply(context, status, core::error_code_for_status(status), extra,
+                               ex_->out);
+  } else {
+    filters::build_local_reply_with_body(context, status, body, extra, ex_->out);
+  }
   ex_->record.status = status;
   ex_->record.reason = reason;
   const std::string_view piece = ex_->out;
@@ -542,10 +563,38 @@ asio::awaitable<bool> ClientConnection::process_request() {
       co_return false;
     if (ex_->record.status != 0) co_return true;  // refused, and the connection stays open
   }
+  const validate::RequestRules* rules = runtime.route_rules[decision.route_index].get();
+  ex_->body_limit = rules ? rules->max_body_bytes() : policy.server.limits.max_body_bytes;
+  ex_->body_buffered = false;
+  if (rules) {
+    const auto content_type = find_header_value(ex_->head.headers, "Content-Type");
+    const auto length = ex_->head.framing == BodyFraming::content_length
+                            ? std::optional<std::uint64_t>(ex_->head.content_length)
+                            : std::nullopt;
+    const auto verdict = rules->check_head(content_type, length, has_body);
+    if (!verdict.ok() && !co_await refuse_invalid(verdict, true)) co_return false;
+  }
   if (ex_->head.framing == BodyFraming::content_length &&
-      ex_->head.content_length > policy.server.limits.max_body_bytes) {
+      ex_->head.content_length > ex_->body_limit) {
     co_await send_local(413, Reason::body_too_large, true);
     co_return false;
+  }
+  if (rules && has_body && rules->inspects_body()) {
+    Reason failed = Reason::none;
+    const int status = co_await read_body(head_bytes, ex_->body_limit, failed);
+    if (status < 0) co_return false;  // the client went away
+    if (status > 0) {
+      co_await send_local(status, failed, true);
+      co_return false;
+    }
+    ex_->body_buffered = true;
+    const auto verdict = rules->check_body(ex_->body);
+    // The whole body is read: a refusal can keep the connection.
+    if (!verdict.ok() && !co_await refuse_invalid(verdict, !keep_alive)) {
+      if (ex_->record.status == 0 || !keep_alive) co_return false;
+      ex_->consume_after = head_bytes + ex_->body_consumed;
+      co_return true;
+    }
   }
   co_return co_await forward(runtime, *decision.route, head_bytes);
 }
@@ -584,6 +633,94 @@ asio::awaitable<bool> ClientConnection::authenticate(const Runtime& runtime,
   if (close) co_return false;
   ex_->consume_after = head_bytes;
   co_return true;
+}
+
+// ---- validation -------------------------------------------------------------------------------
+
+// Answers a failed validation verdict (415, 413, or 400 with the JSON pointer) and returns false,
+// or with enforce: false records it and returns true so the request goes on.
+asio::awaitable<bool> ClientConnection::refuse_invalid(const validate::Verdict& verdict,
+                                                       bool close) {
+  if (!ex_->record.route->enforce) {
+    ex_->report_only = true;
+    ex_->record.reason = verdict.reason;
+    co_return true;
+  }
+  if (verdict.status == 400) {
+    const auto body = validate::invalid_body_response(ex_->request_id, verdict.pointer);
+    co_await send_local(400, verdict.reason, close, {}, body);
+  } else {
+    co_await send_local(verdict.status, verdict.reason, close);
+  }
+  co_return false;
+}
+
+// Reads the whole request body into ex_->body, never more than `limit` payload bytes. Returns 0,
+// an error status (413, 400 for bad chunking, 408 when it stalls) with `reason`, or -1 when the
+// client went away. Bytes of a pipelined next request stay for it.
+asio::awaitable<int> ClientConnection::read_body(std::size_t head_bytes, std::uint64_t limit,
+                                                 Reason& reason) {
+  const auto& limits = pinned_->runtime->policy->server.limits;
+  const auto& head = ex_->head;
+  ex_->body.clear();
+  ex_->body_consumed = 0;
+  if (head.expect_continue && in_size_ == head_bytes) {
+    const std::string_view piece = kContinue;
+    if (co_await write_client(std::span(&piece, 1))) co_return -1;
+  }
+  std::string_view input(in_.get() + head_bytes, in_size_ - head_bytes);
+  bool from_in = true;
+  const auto read_more = [&]() -> asio::awaitable<int> {
+    ensure_io_buffer();
+    set_deadline(Phase::body, limits.body_timeout);
+    error_code ec;
+    const auto n = co_await client_.read_some(std::span(io_.get(), kIoBufferBytes), ec);
+    if (ec) {
+      reason = Reason::body_timeout;
+      co_return expired_ == Phase::body ? 408 : -1;
+    }
+    input = std::string_view(io_.get(), n);
+    from_in = false;
+    co_return 0;
+  };
+  if (head.framing == BodyFraming::content_length) {
+    ex_->body.reserve(static_cast<std::size_t>(head.content_length));
+    std::uint64_t remaining = head.content_length;
+    while (remaining > 0) {
+      if (input.empty()) {
+        if (const int status = co_await read_more()) co_return status;
+      }
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, input.size()));
+      ex_->body.append(input.substr(0, take));
+      if (from_in) ex_->body_consumed += take;
+      input.remove_prefix(take);
+      remaining -= take;
+    }
+    if (!from_in) pipelined_tail_.assign(input);
+    co_return 0;
+  }
+  http::ChunkedDecoder decoder;
+  for (;;) {
+    const auto step = decoder.step(input);
+    input.remove_prefix(step.consumed);
+    if (from_in) ex_->body_consumed += step.consumed;
+    if (step.error != Reason::none) {
+      reason = step.error;
+      co_return 400;
+    }
+    if (ex_->body.size() + step.data.size() > limit) {
+      reason = Reason::body_too_large;
+      co_return 413;
+    }
+    ex_->body.append(step.data);
+    if (step.done) {
+      if (!from_in) pipelined_tail_.assign(input);
+      co_return 0;
+    }
+    if (input.empty()) {
+      if (const int status = co_await read_more()) co_return status;
+    }
+  }
 }
 
 // ---- forwarding -------------------------------------------------------------------------------
@@ -647,7 +784,13 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
   BodyFraming upstream_framing = ex_->head.framing;
   std::uint64_t upstream_length = ex_->head.content_length;
   ex_->dechunked.clear();
-  if (ex_->head.framing == BodyFraming::chunked) {
+  if (ex_->body_buffered) {
+    // Read and validated whole: sent as it was checked, with a Content-Length.
+    upstream_framing = ex_->body.empty() ? BodyFraming::none : BodyFraming::content_length;
+    upstream_length = ex_->body.size();
+    if (!ex_->body.empty()) ex_->dechunked.emplace_back(ex_->body);
+    ex_->dechunked_consumed = ex_->body_consumed;
+  } else if (ex_->head.framing == BodyFraming::chunked) {
     http::ChunkedDecoder probe;
     std::string_view input(in_.get() + head_bytes, in_size_ - head_bytes);
     std::uint64_t payload = 0;
@@ -659,7 +802,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
         co_return false;
       }
       payload += step.data.size();
-      if (payload > policy.server.limits.max_body_bytes) {
+      if (payload > ex_->body_limit) {
         co_await send_local(413, Reason::body_too_large, true);
         co_return false;
       }
@@ -683,8 +826,8 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
       ex_->request_id,   upstream_framing, upstream_length, runtime.claim_headers,
       ex_->claim_headers};
   filters::build_upstream_request(policy, request, ex_->out);
-  const bool dechunked =
-      ex_->head.framing == BodyFraming::chunked && upstream_framing != BodyFraming::chunked;
+  const bool dechunked = ex_->body_buffered || (ex_->head.framing == BodyFraming::chunked &&
+                                                upstream_framing != BodyFraming::chunked);
 
   std::size_t attempts_left = 1 + (idempotent ? settings.retries : 0);
   bool stale_retry_left = true;
@@ -812,7 +955,7 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
         co_await send_local(400, step.error, true);
         co_return false;
       }
-      if (ex_->chunked.payload_bytes() > limits.max_body_bytes) {
+      if (ex_->chunked.payload_bytes() > ex_->body_limit) {
         client_broken = true;
         co_await send_local(413, Reason::body_too_large, true);
         co_return false;

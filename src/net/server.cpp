@@ -197,6 +197,37 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
     runtime->jwt_providers.push_back(std::move(compiled));
   }
   for (const auto& route : policy->routes) {
+    if (!route.validate) {
+      runtime->route_rules.push_back(nullptr);
+    } else {
+      const auto& block = *route.validate;
+      validate::RequestRulesSpec spec;
+      spec.content_types = block.content_types;
+      spec.max_body_bytes =
+          block.max_body_bytes ? block.max_body_bytes : policy->server.limits.max_body_bytes;
+      spec.expose_pointer = block.error_pointer;
+      if (!block.json_schema.empty()) {
+        try {
+          spec.schema = validate::JsonSchema::compile_file(block.json_schema);
+        } catch (const validate::SchemaError& error) {
+          // Point into the schema file itself when the place is known.
+          const std::string where =
+              error.line() > 0 ? block.json_schema + ":" + std::string(error.what())
+                               : location_prefix(block.json_schema_location) + block.json_schema +
+                                     ": " + error.what();
+          const auto& at = block.json_schema_location;
+          throw std::runtime_error(where + " (the json_schema of route '" + route.name + "' at " +
+                                   at.file + ":" + std::to_string(at.line) + ")");
+        }
+      }
+      try {
+        runtime->route_rules.push_back(
+            std::make_unique<validate::RequestRules>(std::move(spec)));
+      } catch (const std::exception& error) {
+        throw std::runtime_error(location_prefix(block.location) + "routes." + route.name +
+                                 ".validate: " + error.what());
+      }
+    }
     runtime->route_auth.push_back(
         route.auth ? std::make_unique<filters::RouteAuthRule>(
                          *runtime->jwt_providers[route.auth->provider_index].gate, *route.auth)

@@ -186,6 +186,16 @@ struct RouteAuth {
   std::vector<ClaimRequirement> claims;
 };
 
+// A route's `validate:` block. The body limit may only lower server.limits.max_body_bytes.
+struct RouteValidation {
+  std::vector<std::string> content_types;  // "type/subtype" or "type/*"; empty = any
+  std::uint64_t max_body_bytes = 0;        // 0 = server.limits.max_body_bytes
+  std::string json_schema;                 // absolute path, or empty
+  bool error_pointer = true;               // a 400 names the first failing place
+  Location location;                       // of the block, for compile errors
+  Location json_schema_location;
+};
+
 struct RouteMatch {
   std::string path;                  // exact path; empty = not used
   std::string path_prefix;           // segment-wise prefix; empty = not used
@@ -197,7 +207,8 @@ struct Route {
   RouteMatch match;
   std::string upstream;            // name as written
   std::size_t upstream_index = 0;  // index into Policy::upstreams
-  std::optional<RouteAuth> auth;   // empty = auth: none
+  std::optional<RouteAuth> auth;
+  std::optional<RouteValidation> validate;  // empty = auth: none
   bool enforce = true;
   Location location;
 };

@@ -36,6 +36,12 @@ void build_client_response(const ResponseContext& context, const http::ResponseH
 void build_local_reply(const ResponseContext& context, int status, std::string_view error_code,
                        std::span<const ExtraHeader> extra, std::string& out);
 
+// The same with a JSON body the caller made (for answers that say more than the error code,
+// such as {"error":"invalid_body","request_id":...,"pointer":"/password"}).
+void build_local_reply_with_body(const ResponseContext& context, int status,
+                                 std::string_view body, std::span<const ExtraHeader> extra,
+                                 std::string& out);
+
 // Adds the configured cookie flags to one Set-Cookie value.
 std::string apply_cookie_flags(const config::CookieFlags& flags, std::string_view set_cookie);
 

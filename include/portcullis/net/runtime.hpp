@@ -19,6 +19,7 @@
 #include "portcullis/obs/logs.hpp"
 #include "portcullis/obs/metrics.hpp"
 #include "portcullis/upstream/endpoint_health.hpp"
+#include "portcullis/validate/request_rules.hpp"
 
 namespace portcullis::net {
 
@@ -69,6 +70,7 @@ struct Runtime {
   std::vector<JwtProviderRuntime> jwt_providers;          // policy order
   std::vector<std::unique_ptr<filters::RouteAuthRule>> route_auth;  // by route; null = none
   std::vector<std::string> claim_headers;  // every forward_claims header: gateway-owned
+  std::vector<std::unique_ptr<validate::RequestRules>> route_rules;  // by route; null = none
   const obs::RouteMetrics* unmatched_metrics = nullptr;
 
   explicit Runtime(std::shared_ptr<const config::Policy> p);

@@ -225,8 +225,16 @@ TEST_F(LoaderTest, UnsupportedRouteKeysAreRefused) {
             "that a protection is never silently off)");
   EXPECT_THAT(error(base + "    login_protection: { max_failures: 5 }\n"),
               HasSubstr("routes[0].login_protection: not supported yet"));
-  EXPECT_THAT(error(base + "    validate: { max_body_bytes: 4KiB }\n"),
-              HasSubstr("routes[0].validate: not supported yet"));
+  EXPECT_THAT(error(base + "    validate: { max_body_bytes: 2MiB }\n"),
+              HasSubstr("routes[0].validate.max_body_bytes: may only lower"));
+  EXPECT_THAT(error(base + "    validate: { content_types: ['*/*'] }\n"),
+              HasSubstr("is not a media type"));
+  EXPECT_THAT(
+      load(base + "    validate: { content_types: [Application/JSON], max_body_bytes: 4KiB, "
+                  "error_pointer: false }\n")
+          .routes[0]
+          .validate->content_types,
+      ElementsAre("application/json"));
   EXPECT_EQ(error(base + "    auth: { jwt: corp, scopes: [a] }\n"),
             "policy.yaml:11:18: routes[0].auth.jwt: no provider named 'corp' in jwt_providers");
   EXPECT_THAT(error(base + "    auth: basic\n"),
