@@ -409,7 +409,7 @@ class Loader {
   std::optional<bool> boolean(const Entry& entry);
   std::optional<std::uint64_t> whole(const Entry& entry, std::uint64_t min, std::uint64_t max);
   std::optional<std::uint64_t> size(const Entry& entry);
-  std::optional<Duration> duration(const Entry& entry);
+  std::optional<Duration> duration(const Entry& entry, bool allow_zero = false);
   template <typename T>
   std::optional<T> choice(const Entry& entry,
                           std::initializer_list<std::pair<std::string_view, T>> choices);
@@ -579,10 +579,10 @@ std::optional<std::uint64_t> Loader::size(const Entry& entry) {
   return std::nullopt;
 }
 
-std::optional<Duration> Loader::duration(const Entry& entry) {
+std::optional<Duration> Loader::duration(const Entry& entry, bool allow_zero) {
   if (entry.value.IsScalar()) {
     const auto parsed = parse_duration(entry.value.Scalar());
-    if (parsed && parsed->count() > 0) return parsed;
+    if (parsed && (parsed->count() > 0 || allow_zero)) return parsed;
     if (parsed) {
       error(entry, entry.path + ": must be greater than 0");
       return std::nullopt;
@@ -1291,7 +1291,8 @@ JwtProvider Loader::parse_jwt_provider(const Entry& entry, std::string name) {
 
   const auto time = [&](const Entry& e) { return duration(e); };
   set(*section, "jwks_refresh", provider.jwks_refresh, time);
-  set(*section, "clock_skew", provider.clock_skew, time);
+  set(*section, "clock_skew", provider.clock_skew,
+      [&](const Entry& e) { return duration(e, true); });
   set(*section, "require_exp", provider.require_exp, [&](const Entry& e) { return boolean(e); });
   if (provider.jwks_refresh < std::chrono::seconds(10)) {
     if (const Entry* refresh = section->find("jwks_refresh"))

@@ -77,8 +77,9 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
     co_return co_await socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
                                                asio::redirect_error(asio::use_awaitable, ec));
   }
+  // The error queue is kept empty (every failure path clears it), so SSL_get_error can be
+  // trusted without clearing before each call: that costs a thread-local lookup per record.
   for (;;) {
-    ERR_clear_error();
     const int result = SSL_read(ssl_, buffer.data(), static_cast<int>(buffer.size()));
     if (result > 0) co_return static_cast<std::size_t>(result);
     const int ssl_error = SSL_get_error(ssl_, result);
@@ -100,7 +101,10 @@ asio::awaitable<error_code> Stream::wait_readable() {
     // last response leave them allocated (about 17 KiB each) until then.
     (void)SSL_free_buffers(ssl_);
   }
-  co_return co_await wait(tcp::socket::wait_read);
+  error_code ec;
+  co_await socket_.async_wait(tcp::socket::wait_read,
+                              asio::redirect_error(asio::use_awaitable, ec));
+  co_return ec;
 }
 
 asio::awaitable<error_code> Stream::write_all(std::string_view data) {
@@ -111,7 +115,6 @@ asio::awaitable<error_code> Stream::write_all(std::string_view data) {
     co_return ec;
   }
   while (!data.empty()) {
-    ERR_clear_error();
     const int chunk = static_cast<int>(std::min<std::size_t>(data.size(), 1 << 30));
     const int result = SSL_write(ssl_, data.data(), chunk);
     if (result > 0) {
@@ -144,14 +147,29 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
                                  asio::redirect_error(asio::use_awaitable, ec));
       co_return ec;
     }
+  } else if (pieces.size() == 1) {
+    co_return co_await write_all(pieces.front());
   } else if (total <= kCoalesceLimit) {
     // One TLS record instead of one per piece: fewer bytes on the wire and fewer syscalls. The
-    // copy lives in this frame because the write may suspend while another coroutine runs.
-    std::string coalesced;
-    coalesced.reserve(total);
-    for (const auto piece : pieces)
-      coalesced.append(piece);
-    co_return co_await write_all(std::string_view(coalesced));
+    // pieces are gathered in a per-thread scratch buffer and written at once; that nearly always
+    // completes without waiting. Only when it must wait does the rest move into this frame,
+    // because another coroutine of the thread may use the scratch buffer meanwhile.
+    thread_local std::array<char, kCoalesceLimit> scratch;
+    std::size_t offset = 0;
+    for (const auto piece : pieces) {
+      std::memcpy(scratch.data() + offset, piece.data(), piece.size());
+      offset += piece.size();
+    }
+    const int result = SSL_write(ssl_, scratch.data(), static_cast<int>(offset));
+    if (result == static_cast<int>(offset)) co_return error_code{};
+    const std::size_t written = result > 0 ? static_cast<std::size_t>(result) : 0;
+    if (result <= 0) {
+      const int ssl_error = SSL_get_error(ssl_, result);
+      if (ssl_error != SSL_ERROR_WANT_WRITE && ssl_error != SSL_ERROR_WANT_READ)
+        co_return tls_error(ssl_error, result);
+    }
+    const std::string rest(scratch.data() + written, offset - written);
+    co_return co_await write_all(std::string_view(rest));
   }
   for (const auto piece : pieces) {
     if (auto ec = co_await write_all(piece)) co_return ec;

@@ -49,9 +49,20 @@ class ReferencePolicyTest : public ::testing::Test {
   void SetUp() override {
     text_ = reference_text();
     dir_.write("conf/portcullis.yaml", text_);
+    write_shipped_schema();
   }
+  // What scripts/dev-cert generates (certificate, key, JWKS), plus the schema shipped in conf/.
   void write_dev_certificate() {
     testing::write_key_pair(dir_, "conf/tls/dev.crt", "conf/tls/dev.key");
+    dir_.write("conf/keys/jwks.json", R"({"keys":[]})");
+  }
+  void write_shipped_schema() {
+    const auto path =
+        std::filesystem::path(__FILE__).parent_path() / "../../../conf/schemas/login.json";
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    dir_.write("conf/schemas/login.json", text.str());
   }
 
   testing::TempDir dir_;
@@ -80,13 +91,29 @@ TEST_F(ReferencePolicyTest, LoadsWithTheDevCertificate) {
   ASSERT_THAT(policy.upstreams[0].endpoints, SizeIs(1));
   EXPECT_EQ(policy.upstreams[0].endpoints[0].text, "127.0.0.1:9000");
 
-  ASSERT_THAT(policy.routes, SizeIs(2));
-  EXPECT_EQ(policy.routes[0].name, "api");
-  EXPECT_EQ(policy.routes[0].match.path_prefix, "/api");
-  EXPECT_EQ(policy.routes[1].name, "health");
-  EXPECT_EQ(policy.routes[1].match.path, "/health");
-  EXPECT_THAT(policy.routes[1].match.methods, ElementsAre("GET"));
-  EXPECT_EQ(policy.routes[1].upstream_index, 0u);
+  ASSERT_THAT(policy.routes, SizeIs(4));
+  const Route& login = policy.routes[0];
+  EXPECT_EQ(login.name, "login");
+  EXPECT_THAT(login.match.methods, ElementsAre("POST"));
+  ASSERT_TRUE(login.validate);
+  EXPECT_THAT(login.validate->content_types, ElementsAre("application/json"));
+  EXPECT_EQ(login.validate->max_body_bytes, 4096u);
+  EXPECT_EQ(login.validate->json_schema, (dir_ / "conf/schemas/login.json").string());
+  EXPECT_FALSE(login.auth);
+  const Route& accounts = policy.routes[1];
+  ASSERT_TRUE(accounts.auth);
+  EXPECT_EQ(accounts.auth->provider, "corp");
+  EXPECT_THAT(accounts.auth->scopes, ElementsAre("accounts:read"));
+  ASSERT_THAT(policy.jwt_providers, SizeIs(1));
+  EXPECT_EQ(policy.jwt_providers[0].issuer, "https://idp.bank.example");
+  EXPECT_THAT(policy.jwt_providers[0].required_claims, ElementsAre("exp", "jti"));
+  EXPECT_EQ(policy.jwt_providers[0].forward_claims.size(), 2u);
+  EXPECT_EQ(policy.routes[2].name, "api");
+  EXPECT_EQ(policy.routes[2].match.path_prefix, "/api");
+  EXPECT_EQ(policy.routes[3].name, "health");
+  EXPECT_EQ(policy.routes[3].match.path, "/health");
+  EXPECT_THAT(policy.routes[3].match.methods, ElementsAre("GET"));
+  EXPECT_EQ(policy.routes[3].upstream_index, 0u);
 }
 
 // The reference shows every default: loading it must give the same values as leaving keys out.
@@ -146,11 +173,12 @@ TEST_F(ReferencePolicyTest, ShowsTheDefaults) {
 }
 
 TEST_F(ReferencePolicyTest, NamesTheDevCertificateFiles) {
-  // Without the generated files the only errors are the two files it names.
+  // Without the generated files the only errors are the three files it names.
   const auto found = diagnostics_of(text_, dir_ / "conf");
-  ASSERT_THAT(found, SizeIs(2));
+  ASSERT_THAT(found, SizeIs(3));
   EXPECT_THAT(found[0], HasSubstr("server.listen[0].tls.certificates[0].cert: cannot read"));
   EXPECT_THAT(found[1], HasSubstr("server.listen[0].tls.certificates[0].key: cannot read"));
+  EXPECT_THAT(found[2], HasSubstr("jwt_providers.corp.jwks_file: cannot read"));
 }
 
 TEST_F(ReferencePolicyTest, CommentedOutSectionsAreRefusedWhenEnabled) {
