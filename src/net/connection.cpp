@@ -133,15 +133,16 @@ thread_local std::vector<std::unique_ptr<Exchange>> free_exchanges;
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
  public:
-  ClientConnection(Worker& worker, tcp::socket socket, ListenerKind kind,
-                   std::size_t listener_index, std::optional<ConnectionLimiter::Slot> slot)
+  ClientConnection(Worker& worker, tcp::socket socket, const core::IpAddress& peer,
+                   ListenerKind kind, std::size_t listener_index,
+                   std::optional<ConnectionLimiter::Slot> slot)
       : slot_(std::move(slot)),
         worker_(worker),
         client_(std::move(socket)),
         timer_(worker.io),
         kind_(kind),
         listener_index_(listener_index) {
-    peer_ = peer_address(client_.socket());
+    peer_ = peer;
   }
 
   asio::awaitable<void> run();
@@ -1325,9 +1326,10 @@ asio::awaitable<void> ClientConnection::serve_admin() {
   co_await write_client(std::span(&piece, 1));
 }
 
-void start_connection(Worker& worker, tcp::socket socket, ListenerKind kind,
-                      std::size_t listener_index, std::optional<ConnectionLimiter::Slot> slot) {
-  auto connection = std::make_shared<ClientConnection>(worker, std::move(socket), kind,
+void start_connection(Worker& worker, tcp::socket socket, const core::IpAddress& peer,
+                      ListenerKind kind, std::size_t listener_index,
+                      std::optional<ConnectionLimiter::Slot> slot) {
+  auto connection = std::make_shared<ClientConnection>(worker, std::move(socket), peer, kind,
                                                        listener_index, std::move(slot));
   asio::co_spawn(worker.io, connection->run(), asio::detached);
 }

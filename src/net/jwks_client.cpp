@@ -4,8 +4,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/url/parse.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/url/parse.hpp>
 #include <future>
 
 #include "portcullis/http/chunked.hpp"
@@ -37,7 +37,8 @@ std::shared_ptr<RemoteJwks> JwksRegistry::get(const std::string& url,
 std::vector<std::shared_ptr<RemoteJwks>> JwksRegistry::all() const {
   std::lock_guard lock(mutex_);
   std::vector<std::shared_ptr<RemoteJwks>> out;
-  for (const auto& [url, entry] : entries_) out.push_back(entry);
+  for (const auto& [url, entry] : entries_)
+    out.push_back(entry);
   return out;
 }
 

@@ -72,12 +72,13 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
+    const core::IpAddress peer = peer_address(socket);
     std::optional<ConnectionLimiter::Slot> slot;
     if (kind != ListenerKind::admin) {
       const auto pinned = worker.pin();
       const auto& limits = pinned->runtime->policy->server.limits;
       core::Reason refused = core::Reason::none;
-      slot = worker.services.connections.try_acquire(peer_address(socket), limits.max_connections,
+      slot = worker.services.connections.try_acquire(peer, limits.max_connections,
                                                      limits.max_connections_per_ip, refused);
       if (!slot) {
         // Closed at accept, before any TLS work is spent on it.
@@ -87,7 +88,7 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
         continue;
       }
     }
-    start_connection(worker, std::move(socket), kind, listener_index, std::move(slot));
+    start_connection(worker, std::move(socket), peer, kind, listener_index, std::move(slot));
   }
 }
 
@@ -175,8 +176,8 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
           std::chrono::duration_cast<std::chrono::seconds>(provider.jwks_refresh));
       keys = compiled.remote->keys;
       if (fetch_remote_keys && !keys->current()) {
-        const auto load = fetch_jwks_now(provider.jwks_url, provider.jwks_ca_file,
-                                         std::chrono::seconds(5));
+        const auto load =
+            fetch_jwks_now(provider.jwks_url, provider.jwks_ca_file, std::chrono::seconds(5));
         compiled.remote->schedule.record_attempt(std::chrono::system_clock::now());
         if (!keys->offer(load) && warnings) {
           warnings->push_back(at(provider, "jwks_url") + "first fetch failed: " +
@@ -211,18 +212,17 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
           spec.schema = validate::JsonSchema::compile_file(block.json_schema);
         } catch (const validate::SchemaError& error) {
           // Point into the schema file itself when the place is known.
-          const std::string where =
-              error.line() > 0 ? block.json_schema + ":" + std::string(error.what())
-                               : location_prefix(block.json_schema_location) + block.json_schema +
-                                     ": " + error.what();
+          const std::string where = error.line() > 0
+                                        ? block.json_schema + ":" + std::string(error.what())
+                                        : location_prefix(block.json_schema_location) +
+                                              block.json_schema + ": " + error.what();
           const auto& at = block.json_schema_location;
           throw std::runtime_error(where + " (the json_schema of route '" + route.name + "' at " +
                                    at.file + ":" + std::to_string(at.line) + ")");
         }
       }
       try {
-        runtime->route_rules.push_back(
-            std::make_unique<validate::RequestRules>(std::move(spec)));
+        runtime->route_rules.push_back(std::make_unique<validate::RequestRules>(std::move(spec)));
       } catch (const std::exception& error) {
         throw std::runtime_error(location_prefix(block.location) + "routes." + route.name +
                                  ".validate: " + error.what());

@@ -62,11 +62,18 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
       OSSL_PARAM_construct_end()};
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  const int ok =
-      encrypt ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key.data(), iv)
-              : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes_key.data(), iv);
+  // Fetched once: EVP_aes_256_cbc() would look the implementation up by name on every ticket.
+  static EVP_CIPHER* const kTicketCipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  const int ok = encrypt
+                     ? EVP_EncryptInit_ex(cipher, kTicketCipher, nullptr, key.aes_key.data(), iv)
+                     : EVP_DecryptInit_ex(cipher, kTicketCipher, nullptr, key.aes_key.data(), iv);
   if (ok != 1) return -1;
-  return encrypt || is_current ? 1 : 2;  // 2: valid but old, issue a fresh ticket
+  // 2 = valid, and issue a fresh ticket. Always on decryption: with TLS 1.3, OpenSSL sends no
+  // new ticket on a resumed connection otherwise, which leaves the client holding a used ticket
+  // (every other connection then needs a full handshake), and RFC 8446 advises against reusing
+  // tickets since reuse links a client's connections.
+  (void)is_current;
+  return encrypt ? 1 : 2;
 }
 
 int on_alpn(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* in,

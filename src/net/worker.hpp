@@ -109,8 +109,9 @@ enum class ListenerKind { tls, redirect, admin };
 
 // Starts serving one accepted client connection on the worker; it runs until it closes. `slot`
 // holds its place under the connection caps for as long as it lives.
-void start_connection(Worker& worker, boost::asio::ip::tcp::socket socket, ListenerKind kind,
-                      std::size_t listener_index, std::optional<ConnectionLimiter::Slot> slot);
+void start_connection(Worker& worker, boost::asio::ip::tcp::socket socket,
+                      const core::IpAddress& peer, ListenerKind kind, std::size_t listener_index,
+                      std::optional<ConnectionLimiter::Slot> slot);
 
 // Closes the connection if it is waiting for a new request (used when draining).
 void close_if_idle(ClientConnection* connection);
