@@ -81,7 +81,23 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
   // trusted without clearing before each call: that costs a thread-local lookup per record.
   for (;;) {
     const int result = SSL_read(ssl_, buffer.data(), static_cast<int>(buffer.size()));
-    if (result > 0) co_return static_cast<std::size_t>(result);
+    if (result > 0) {
+      // SSL_read returns one record at a time; records already read ahead are decrypted too,
+      // so a streamed body goes on in fewer, larger writes.
+      auto total = static_cast<std::size_t>(result);
+      while (total < buffer.size() && (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_))) {
+        const int more =
+            SSL_read(ssl_, buffer.data() + total, static_cast<int>(buffer.size() - total));
+        if (more <= 0) {
+          const int ssl_error = SSL_get_error(ssl_, more);
+          if (ssl_error != SSL_ERROR_WANT_READ && ssl_error != SSL_ERROR_WANT_WRITE)
+            ERR_clear_error();  // the next read reports it
+          break;
+        }
+        total += static_cast<std::size_t>(more);
+      }
+      co_return total;
+    }
     const int ssl_error = SSL_get_error(ssl_, result);
     if (ssl_error == SSL_ERROR_WANT_READ) {
       if ((ec = co_await wait(tcp::socket::wait_read))) co_return 0;

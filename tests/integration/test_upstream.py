@@ -113,6 +113,22 @@ def test_keep_alive(gateway, upstream):
     assert targets(upstream) == ["/echo/0", "/echo/1", "/echo/2"]
 
 
+def test_keep_alive_connection_resumes_after_idling(gateway, upstream):
+    """A connection idle for a while gives up its coroutine (it is parked) and is served again
+    when the next request arrives; the connection-count gauge is not disturbed by it."""
+    sock = tls_connect(gateway.tls_port)
+    try:
+        for i in range(3):
+            send(sock, build_request("GET", f"/echo/parked/{i}"))
+            response = read_response(sock)
+            assert response.status == 200
+            assert response.json()["target"] == f"/echo/parked/{i}"
+            time.sleep(0.35)  # longer than the gateway waits before parking
+    finally:
+        sock.close()
+    assert targets(upstream) == ["/echo/parked/0", "/echo/parked/1", "/echo/parked/2"]
+
+
 def test_pipelined_requests_answered_in_order(gateway, upstream):
     sock = tls_connect(gateway.tls_port)
     try:
