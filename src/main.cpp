@@ -14,6 +14,7 @@
 #include <string>
 
 #include "portcullis/config/loader.hpp"
+#include "portcullis/core/errors.hpp"
 #include "portcullis/net/runtime.hpp"
 #include "portcullis/net/server.hpp"
 #include "portcullis/net/tls_context.hpp"
@@ -24,19 +25,7 @@ using namespace portcullis;
 
 std::string json_string(std::string_view text) {
   std::string out = "\"";
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
+  core::append_json_escaped(out, text);
   return out + "\"";
 }
 
@@ -68,8 +57,8 @@ struct Loaded {
 
 // Loads and compiles the policy; on failure returns the diagnostics, one per line.
 std::optional<Loaded> load(const std::string& path, net::Services& services,
-                           std::vector<std::string>& errors,
-                           const net::Runtime* previous = nullptr, bool serving = true) {
+                           std::vector<std::string>& errors, const net::Runtime* previous = nullptr,
+                           bool serving = true) {
   try {
     auto policy = std::make_shared<const config::Policy>(config::load_policy(path));
     std::vector<std::string> warnings;

@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "portcullis/core/errors.hpp"
 #include "worker.hpp"
 
 namespace portcullis::net {
@@ -27,9 +28,9 @@ asio::awaitable<void> refresh(Worker& worker, std::shared_ptr<RemoteJwks> remote
       errors += error;
     }
     std::string line = R"("event":"jwks_fetch","result":"failed","url":")";
-    obs::append_json_escaped(line, remote->url);
+    core::append_json_escaped(line, remote->url);
     line += R"(","error":")";
-    obs::append_json_escaped(line, errors);
+    core::append_json_escaped(line, errors);
     line += '"';
     pinned->runtime->logs->security_event(line);
   }

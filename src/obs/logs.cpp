@@ -1,5 +1,7 @@
 #include "portcullis/obs/logs.hpp"
 
+#include "portcullis/core/errors.hpp"
+
 #include <spdlog/async.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -94,15 +96,15 @@ void append_common(std::string& out, const AccessRecord& record) {
   out += R"({"time":")";
   append_utc_timestamp(out, std::chrono::system_clock::now());
   out += R"(","request_id":")";
-  append_json_escaped(out, record.request_id);
+  core::append_json_escaped(out, record.request_id);
   out += R"(","client_ip":")";
   out += record.client_ip.to_string();
   out += R"(","method":")";
-  append_json_escaped(out, record.method);
+  core::append_json_escaped(out, record.method);
   out += R"(","path":")";
-  append_json_escaped(out, record.path.substr(0, 512));
+  core::append_json_escaped(out, record.path.substr(0, 512));
   out += R"(","route":")";
-  append_json_escaped(out, record.route);
+  core::append_json_escaped(out, record.route);
   out += R"(","status":)";
   out += std::to_string(record.status);
 }
@@ -110,39 +112,18 @@ void append_common(std::string& out, const AccessRecord& record) {
 void append_identity(std::string& out, const AccessRecord& record) {
   if (!record.subject.empty()) {
     out += R"(,"subject":")";
-    append_json_escaped(out, record.subject.substr(0, 256));
+    core::append_json_escaped(out, record.subject.substr(0, 256));
     out += '"';
   }
   if (!record.token_hash.empty()) {
     out += R"(,"token_hash":")";
-    append_json_escaped(out, record.token_hash);
+    core::append_json_escaped(out, record.token_hash);
     out += '"';
   }
   if (record.report_only) out += R"(,"mode":"report_only")";
 }
 
 }  // namespace
-
-void append_json_escaped(std::string& out, std::string_view text) {
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
-      out += escaped;
-    } else if (byte >= 0x80) {
-      out += "\\u00";  // bytes, not text: keep every line valid UTF-8 JSON
-      constexpr char kHex[] = "0123456789abcdef";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 15];
-    } else {
-      out += c;
-    }
-  }
-}
 
 void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_point time) {
   // The seconds part changes once a second: format it once per second per thread.
@@ -187,7 +168,7 @@ void Logs::access(const AccessRecord& record) {
   append_number(line, record.duration_seconds * 1000.0);
   if (!record.upstream.empty()) {
     line += R"(,"upstream":")";
-    append_json_escaped(line, record.upstream);
+    core::append_json_escaped(line, record.upstream);
     line += '"';
   }
   if (record.upstream_seconds >= 0) {
@@ -220,15 +201,15 @@ void Logs::rejection(const AccessRecord& record) {
   line += R"(","status":)";
   line += std::to_string(record.status);
   line += R"(,"request_id":")";
-  append_json_escaped(line, record.request_id);
+  core::append_json_escaped(line, record.request_id);
   line += R"(","client_ip":")";
   line += record.client_ip.to_string();
   line += R"(","method":")";
-  append_json_escaped(line, record.method.substr(0, 32));
+  core::append_json_escaped(line, record.method.substr(0, 32));
   line += R"(","path":")";
-  append_json_escaped(line, record.path.substr(0, 512));
+  core::append_json_escaped(line, record.path.substr(0, 512));
   line += R"(","route":")";
-  append_json_escaped(line, record.route);
+  core::append_json_escaped(line, record.route);
   line += '"';
   append_identity(line, record);
   line += '}';

@@ -73,19 +73,7 @@ std::string invalid_body_response(std::string_view request_id, std::string_view 
   // Same escaping as the request id: the pointer carries member names the client chose.
   out.pop_back();
   out += R"(,"pointer":")";
-  for (const char c : pointer) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
+  core::append_json_escaped(out, pointer);
   out += R"("})";
   return out;
 }

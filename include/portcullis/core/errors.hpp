@@ -26,4 +26,9 @@ std::string_view reason_phrase(int status);
 // `{"error":"<code>","request_id":"<id>"}`. The request id is escaped as a JSON string.
 std::string error_body(std::string_view code, std::string_view request_id);
 
+// Appends `text` as the inside of a JSON string: quotes and backslashes escaped, well-formed
+// UTF-8 kept, control characters and bytes that are not well-formed UTF-8 as \u00XX (the text
+// may be bytes from the wire), so every line the gateway writes stays valid JSON.
+void append_json_escaped(std::string& out, std::string_view text);
+
 }  // namespace portcullis::core

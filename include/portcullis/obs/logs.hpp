@@ -66,9 +66,6 @@ class Logs {
   std::shared_ptr<spdlog::logger> security_;
 };
 
-// Appends `text` to `out` as the inside of a JSON string.
-void append_json_escaped(std::string& out, std::string_view text);
-
 // "2026-11-21T06:30:00.123Z"
 void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_point time);
 

@@ -18,6 +18,19 @@ TEST(ErrorBody, EscapesTheRequestId) {
             R"({"error":"bad_request","request_id":"a\"b\\c\u0001"})");
 }
 
+TEST(JsonEscaping, KeepsUtf8AndEscapesEverythingElse) {
+  std::string out;
+  append_json_escaped(out, "caf\xc3\xa9 \"q\" \\ \t \x7f");
+  EXPECT_EQ(out, "caf\xc3\xa9 \\\"q\\\" \\\\ \\u0009 \\u007f");
+  out.clear();
+  // Invalid UTF-8: a lone continuation byte, an overlong '/', a surrogate, a cut sequence.
+  append_json_escaped(out, "\x80|\xc0\xaf|\xed\xa0\x80|\xe2\x82");
+  EXPECT_EQ(out, "\\u0080|\\u00c0\\u00af|\\u00ed\\u00a0\\u0080|\\u00e2\\u0082");
+  out.clear();
+  append_json_escaped(out, "\xf0\x9f\x94\x92");  // a 4-byte sequence
+  EXPECT_EQ(out, "\xf0\x9f\x94\x92");
+}
+
 TEST(ErrorCodes, StatusesOfTheSpecHaveStableCodes) {
   EXPECT_EQ(error_code_for_status(400), "bad_request");
   EXPECT_EQ(error_code_for_status(404), "not_found");
