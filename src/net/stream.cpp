@@ -153,6 +153,7 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
   std::size_t total = 0;
   for (const auto piece : pieces)
     total += piece.size();
+  if (total == 0) co_return error_code{};
   if (!ssl_) {
     std::array<asio::const_buffer, 8> buffers;
     if (pieces.size() <= buffers.size()) {
@@ -173,6 +174,7 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
     thread_local std::array<char, kCoalesceLimit> scratch;
     std::size_t offset = 0;
     for (const auto piece : pieces) {
+      if (piece.empty()) continue;  // an empty view may hold a null pointer
       std::memcpy(scratch.data() + offset, piece.data(), piece.size());
       offset += piece.size();
     }
