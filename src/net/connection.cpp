@@ -911,7 +911,9 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
         pick_endpoint(upstream, route.upstream_index, failed_endpoint);
     if (!endpoint) break;  // `failure` holds the last attempt's outcome, or 503
     ex_->record.upstream = endpoint->address.text;
-    upstream_ = worker_.pool(endpoint->id).take(Clock::now());
+    // A stale pooled connection is retried below for idempotent requests without a body, so
+    // those may skip the liveness probe.
+    upstream_ = worker_.pool(endpoint->id).take(Clock::now(), idempotent && !has_body);
     ex_->upstream_reused = static_cast<bool>(upstream_);
     if (!upstream_) {
       upstream_ = co_await connect(upstream, *endpoint, failure);
@@ -937,8 +939,10 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
       // (no body was consumed from the client).
       const bool repeatable = idempotent && !has_body && failure.reason == Reason::upstream_reset;
       if (ex_->upstream_reused && repeatable && stale_retry_left) {
-        // A pooled connection the upstream had already closed: not the endpoint's fault.
+        // A pooled connection the upstream had already closed: not the endpoint's fault. Its
+        // siblings are likely stale too (an upstream restart closes them all): start afresh.
         stale_retry_left = false;
+        worker_.pool(endpoint->id).clear();
         continue;
       }
       if (failure.reason == Reason::upstream_reset || failure.reason == Reason::upstream_timeout) {

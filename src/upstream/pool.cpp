@@ -2,11 +2,13 @@
 
 namespace portcullis::upstream {
 
-std::unique_ptr<net::Stream> ConnectionPool::take(Clock::time_point now) {
+std::unique_ptr<net::Stream> ConnectionPool::take(Clock::time_point now, bool retryable) {
   while (!idle_.empty()) {
     Idle idle = std::move(idle_.back());  // most recently used first: warmest connection
     idle_.pop_back();
-    if (now - idle.since > kMaxIdleAge || idle.stream->peer_closed_or_dirty()) {
+    const auto age = now - idle.since;
+    if (retryable && age < kFreshFor) return std::move(idle.stream);
+    if (age > kMaxIdleAge || idle.stream->peer_closed_or_dirty()) {
       idle.stream->close();
       continue;
     }

@@ -309,14 +309,15 @@ class Upstream:
     """A running demo-upstream. Use as a context manager, or call stop()."""
 
     def __init__(self, name="upstream", threads=1, tls_cert=None, tls_key=None, binary=None,
-                 extra_args=(), timeout=READY_TIMEOUT):
+                 extra_args=(), timeout=READY_TIMEOUT, port=0):
         self.name = name
         self.tls = tls_cert is not None
         self.binary = binary or demo_upstream_bin()
         if not os.path.exists(self.binary):
             raise ProcessError(f"demo-upstream binary not found: {self.binary} "
                                "(set DEMO_UPSTREAM_BIN)")
-        args = [self.binary, "--listen", "127.0.0.1:0", "--threads", str(threads), "--name", name]
+        args = [self.binary, "--listen", f"127.0.0.1:{port}", "--threads", str(threads),
+                "--name", name]
         if self.tls:
             args += ["--tls-cert", tls_cert, "--tls-key", tls_key]
         args += list(extra_args)

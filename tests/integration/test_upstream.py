@@ -129,6 +129,33 @@ def test_keep_alive_connection_resumes_after_idling(gateway, upstream):
     assert targets(upstream) == ["/echo/parked/0", "/echo/parked/1", "/echo/parked/2"]
 
 
+def test_upstream_restart_fails_no_idempotent_request(gateway_factory, certs):
+    """Every pooled connection dies with the upstream; the next GETs still succeed (the stale
+    connection is retried on a fresh one and its stale siblings are dropped)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness import Upstream
+
+    first = Upstream(name="first")
+    port = first.port
+    gw = gateway_factory(base_policy(certs, first))
+    # Three slow requests at once leave three connections in the gateway's pool.
+    with ThreadPoolExecutor(3) as pool:
+        statuses = list(pool.map(lambda _: request(gw.tls_port, "GET", "/delay/300").status,
+                                 range(3)))
+    assert statuses == [200, 200, 200]
+    assert first.stats()["connections_accepted"] == 3
+    first.stop()
+    second = Upstream(name="second", port=port)
+    try:
+        for i in range(5):
+            response = request(gw.tls_port, "GET", f"/echo/after-restart/{i}")
+            assert response.status == 200, response
+        assert len(targets(second)) == 5
+    finally:
+        second.stop()
+
+
 def test_pipelined_requests_answered_in_order(gateway, upstream):
     sock = tls_connect(gateway.tls_port)
     try:

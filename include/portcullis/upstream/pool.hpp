@@ -15,14 +15,17 @@ class ConnectionPool {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // A live idle connection, or nullptr.
-  std::unique_ptr<net::Stream> take(Clock::time_point now);
+  // A live idle connection, or nullptr. With `retryable` (the caller will transparently repeat
+  // the request on another connection if this one turns out stale), a connection used within
+  // kFreshFor is handed out without probing it, which saves a system call per request.
+  std::unique_ptr<net::Stream> take(Clock::time_point now, bool retryable = false);
   // Keeps `stream` for reuse unless the pool already holds `max_idle`.
   void give_back(std::unique_ptr<net::Stream> stream, std::size_t max_idle, Clock::time_point now);
   std::size_t idle_count() const { return idle_.size(); }
   void clear();
 
   static constexpr Clock::duration kMaxIdleAge = std::chrono::seconds(60);
+  static constexpr Clock::duration kFreshFor = std::chrono::seconds(1);
 
  private:
   struct Idle {
