@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <csignal>
 
+#include <atomic>
 #include <boost/version.hpp>
 #include <cstdio>
 #include <cstring>
@@ -29,8 +30,13 @@ std::string json_string(std::string_view text) {
   return out + "\"";
 }
 
+// Operational events (listening, ready, reload, drain, warnings) go to stderr as JSON lines;
+// logging.level decides which: listening/ready/reload/drain are info, warnings warn, failures
+// error.
 std::mutex event_mutex;
-void emit_event(const std::string& json) {
+std::atomic<int> event_threshold{static_cast<int>(config::LogLevel::info)};
+void emit_event(const std::string& json, config::LogLevel level = config::LogLevel::info) {
+  if (static_cast<int>(level) < event_threshold.load(std::memory_order_relaxed)) return;
   std::lock_guard lock(event_mutex);
   std::fputs(json.c_str(), stderr);
   std::fputc('\n', stderr);
@@ -64,7 +70,8 @@ std::optional<Loaded> load(const std::string& path, net::Services& services,
     std::vector<std::string> warnings;
     auto runtime = net::build_runtime(policy, services, previous, serving, &warnings);
     for (const auto& warning : warnings) {
-      emit_event(R"({"event":"warning","message":)" + json_string(warning) + "}");
+      emit_event(R"({"event":"warning","message":)" + json_string(warning) + "}",
+                 config::LogLevel::warn);
     }
     return Loaded{policy, runtime};
   } catch (const config::PolicyError& error) {
@@ -131,11 +138,13 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  net::Server server(loaded->runtime, services, emit_event);
+  event_threshold = static_cast<int>(loaded->policy->logging.level);
+  net::Server server(loaded->runtime, services, [](const std::string& json) { emit_event(json); });
   try {
     server.start();
   } catch (const std::exception& error) {
-    emit_event(R"({"event":"start_failed","error":)" + json_string(error.what()) + "}");
+    emit_event(R"({"event":"start_failed","error":)" + json_string(error.what()) + "}",
+               config::LogLevel::error);
     return 1;
   }
   emit_event(R"({"event":"ready","version":)" + json_string(PORTCULLIS_VERSION) + "}");
@@ -158,11 +167,13 @@ int main(int argc, char** argv) {
           if (i) list += ",";
           list += json_string(reload_errors[i]);
         }
-        emit_event(R"({"event":"reload","result":"refused","errors":)" + list + "]}");
+        emit_event(R"({"event":"reload","result":"refused","errors":)" + list + "]}",
+                   config::LogLevel::error);
         current->logs->security_event(R"("event":"reload","result":"refused","errors":)" + list +
                                       "]");
         continue;
       }
+      event_threshold = static_cast<int>(reloaded->policy->logging.level);
       server.reload(reloaded->runtime);
       emit_event(R"({"event":"reload","result":"ok"})");
       reloaded->runtime->logs->security_event(R"("event":"reload","result":"ok")");

@@ -149,3 +149,36 @@ def test_sigterm_finishes_in_flight_request_and_stops_accepting(gateway, upstrea
     assert "error" not in result, result.get("error")
     assert result["response"].status == 200
     assert gateway.process.wait(timeout=10) == 0
+
+
+def test_logging_level_filters_operational_events(certs, upstream, tmp_path):
+    """logging.level: error keeps info events (listening, ready) off stderr, and the gateway
+    still serves."""
+    import subprocess
+    import time
+
+    from harness import portcullis_bin
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    policy = base_policy(certs, upstream, logging={"level": "error"})
+    policy["server"]["listen"][0]["address"] = f"127.0.0.1:{port}"
+    path = write(tmp_path, "quiet.yaml", to_yaml(policy))
+    process = subprocess.Popen([portcullis_bin(), "-c", path], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        response = None
+        while time.monotonic() < deadline and response is None:
+            try:
+                response = request(port, "GET", "/")
+            except OSError:
+                time.sleep(0.05)
+        assert response is not None and response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0
+    events = [line for line in stderr.decode().splitlines() if '"event"' in line]
+    assert not any('"listening"' in line or '"ready"' in line for line in events), events
