@@ -167,7 +167,8 @@ void build_upstream_request(const config::Policy& policy, const UpstreamRequest&
   if (!request.request_id.empty()) {
     detail::append_header(out, request_id_header, request.request_id);
   }
-  for (const auto& [name, value] : request.added) detail::append_header(out, name, value);
+  for (const auto& [name, value] : request.added)
+    detail::append_header(out, name, value);
 
   switch (request.framing) {
     case http::BodyFraming::content_length:

@@ -64,6 +64,26 @@ std::string claim_text(const boost::json::value& value) {
 
 }  // namespace
 
+// The cache context (a digest of the verifier's settings and the key set) changes only when
+// either does; each thread keeps the last one instead of hashing per request. It holds the key
+// set itself, so a new set can never reuse the address of the old one, and compares the
+// verifier's fingerprint, so a reloaded provider with other settings never matches.
+const auth::Sha256Digest& JwtProviderGate::cache_context_for(
+    const std::shared_ptr<const auth::KeySet>& keys) const {
+  struct Cached {
+    std::shared_ptr<const auth::KeySet> keys;
+    auth::Sha256Digest verifier{};
+    auth::Sha256Digest context{};
+  };
+  thread_local Cached cached;
+  if (cached.keys != keys || cached.verifier != verifier_.fingerprint()) {
+    cached.keys = keys;
+    cached.verifier = verifier_.fingerprint();
+    cached.context = auth::cache_context(verifier_, *keys);
+  }
+  return cached.context;
+}
+
 JwtProviderGate::JwtProviderGate(const config::JwtProvider& provider,
                                  std::shared_ptr<auth::KeySetHolder> keys)
     : provider_(provider), verifier_(settings_of(provider)), keys_(std::move(keys)) {}
@@ -102,7 +122,7 @@ JwtVerdict JwtProviderGate::authenticate(const http::RequestHead& head,
     } else {
       // The cache path of auth::verify_cached, spelled out to know whether it hit.
       const auto digest = auth::token_digest(token.token);
-      const auto context = auth::cache_context(verifier_, *keys);
+      const auto& context = cache_context_for(keys);
       if (token.token.size() <= verifier_.settings().max_token_bytes) {
         verdict.principal = cache.find(digest, context, now);
       }

@@ -212,9 +212,8 @@ void build_local_reply(const ResponseContext& context, int status, std::string_v
                               extra, out);
 }
 
-void build_local_reply_with_body(const ResponseContext& context, int status,
-                                 std::string_view body, std::span<const ExtraHeader> extra,
-                                 std::string& out) {
+void build_local_reply_with_body(const ResponseContext& context, int status, std::string_view body,
+                                 std::span<const ExtraHeader> extra, std::string& out) {
   const config::HeaderSettings& settings = context.policy.headers;
   const std::string_view request_id_header = context.policy.server.request_id.header;
 

@@ -49,6 +49,9 @@ class JwtProviderGate {
                      std::vector<std::pair<std::string, std::string>>& out) const;
 
  private:
+  const auth::Sha256Digest& cache_context_for(
+      const std::shared_ptr<const auth::KeySet>& keys) const;
+
   const config::JwtProvider& provider_;
   auth::Verifier verifier_;
   std::shared_ptr<auth::KeySetHolder> keys_;

@@ -20,8 +20,8 @@ using ExtraHeader = std::pair<std::string_view, std::string_view>;
 struct ResponseContext {
   const config::Policy& policy;
   std::string_view request_id;
-  bool head_request = false;     // a HEAD request: no body bytes follow the head
-  bool close_connection = false; // adds "Connection: close"
+  bool head_request = false;      // a HEAD request: no body bytes follow the head
+  bool close_connection = false;  // adds "Connection: close"
 };
 
 // Appends the client-facing head of an upstream response to `out`. `framing` and
@@ -38,9 +38,8 @@ void build_local_reply(const ResponseContext& context, int status, std::string_v
 
 // The same with a JSON body the caller made (for answers that say more than the error code,
 // such as {"error":"invalid_body","request_id":...,"pointer":"/password"}).
-void build_local_reply_with_body(const ResponseContext& context, int status,
-                                 std::string_view body, std::span<const ExtraHeader> extra,
-                                 std::string& out);
+void build_local_reply_with_body(const ResponseContext& context, int status, std::string_view body,
+                                 std::span<const ExtraHeader> extra, std::string& out);
 
 // Adds the configured cookie flags to one Set-Cookie value.
 std::string apply_cookie_flags(const config::CookieFlags& flags, std::string_view set_cookie);

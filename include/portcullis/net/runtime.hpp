@@ -65,9 +65,9 @@ struct Runtime {
   std::vector<UpstreamRuntime> upstreams;  // policy order; routes index into it
   http::HeadLimits head_limits;
   std::size_t head_buffer_bytes = 0;  // room for the largest head the limits allow
-  std::shared_ptr<obs::Logs> logs;  // kept across reloads while `logging` is unchanged
-  std::vector<const obs::RouteMetrics*> route_metrics;  // by route index
-  std::vector<JwtProviderRuntime> jwt_providers;          // policy order
+  std::shared_ptr<obs::Logs> logs;    // kept across reloads while `logging` is unchanged
+  std::vector<const obs::RouteMetrics*> route_metrics;              // by route index
+  std::vector<JwtProviderRuntime> jwt_providers;                    // policy order
   std::vector<std::unique_ptr<filters::RouteAuthRule>> route_auth;  // by route; null = none
   std::vector<std::string> claim_headers;  // every forward_claims header: gateway-owned
   std::vector<std::unique_ptr<validate::RequestRules>> route_rules;  // by route; null = none
@@ -82,8 +82,7 @@ struct Runtime {
 // With `fetch_remote_keys`, a jwks_url never fetched before is fetched before this returns (a
 // failure is reported in `warnings`, and its tokens are refused until a later fetch succeeds).
 std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Policy> policy,
-                                             Services& services,
-                                             const Runtime* previous = nullptr,
+                                             Services& services, const Runtime* previous = nullptr,
                                              bool fetch_remote_keys = false,
                                              std::vector<std::string>* warnings = nullptr);
 
