@@ -92,6 +92,25 @@ void append_number(std::string& out, double value) {
   out.append(buffer, static_cast<std::size_t>(length));
 }
 
+// The path as logged: at most 512 bytes, and without segment parameters (";jsessionid=..."),
+// which carry session ids as often as a query string does.
+void append_logged_path(std::string& out, std::string_view path) {
+  path = path.substr(0, 512);
+  if (path.find(';') == std::string_view::npos) {
+    core::append_json_escaped(out, path);
+    return;
+  }
+  std::string kept;
+  kept.reserve(path.size());
+  bool in_parameters = false;
+  for (const char c : path) {
+    if (c == '/') in_parameters = false;
+    if (c == ';') in_parameters = true;
+    if (!in_parameters) kept += c;
+  }
+  core::append_json_escaped(out, kept);
+}
+
 void append_common(std::string& out, const AccessRecord& record) {
   out += R"({"time":")";
   append_utc_timestamp(out, std::chrono::system_clock::now());
@@ -102,7 +121,7 @@ void append_common(std::string& out, const AccessRecord& record) {
   out += R"(","method":")";
   core::append_json_escaped(out, record.method);
   out += R"(","path":")";
-  core::append_json_escaped(out, record.path.substr(0, 512));
+  append_logged_path(out, record.path);
   out += R"(","route":")";
   core::append_json_escaped(out, record.route);
   out += R"(","status":)";
@@ -207,7 +226,7 @@ void Logs::rejection(const AccessRecord& record) {
   line += R"(","method":")";
   core::append_json_escaped(line, record.method.substr(0, 32));
   line += R"(","path":")";
-  core::append_json_escaped(line, record.path.substr(0, 512));
+  append_logged_path(line, record.path);
   line += R"(","route":")";
   core::append_json_escaped(line, record.route);
   line += '"';

@@ -264,6 +264,19 @@ def test_secrets_never_logged(obs_gateway):
     assert_no_secrets(obs_gateway)
 
 
+def test_path_parameters_never_logged(obs_gateway):
+    """Segment parameters (";jsessionid=...") carry session ids as often as queries do: the
+    logs keep the path without them, while the upstream still receives them."""
+    response = request(obs_gateway.tls_port, "GET", f"/api/a;jsessionid={QUERY_SECRET}/b")
+    assert response.status == 200
+    [line] = access_for(obs_gateway, response.header("X-Request-Id"))
+    assert line["path"] == "/api/a/b", line
+    refused = request(obs_gateway.tls_port, "GET", f"/nowhere;jsessionid={QUERY_SECRET}")
+    assert refused.status == 404
+    rejection_for(obs_gateway, refused.header("X-Request-Id"))
+    assert_no_secrets(obs_gateway)
+
+
 def test_access_log_off(gateway_factory, certs, upstream, down):
     gateway = gateway_factory(obs_policy(certs, upstream, down, logging={"access_log": "off"}))
     assert request(gateway.tls_port, "GET", "/api/x").status == 200
