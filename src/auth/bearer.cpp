@@ -1,21 +1,10 @@
 #include "portcullis/auth/bearer.hpp"
+#include "portcullis/core/text.hpp"
 
 namespace portcullis::auth {
 namespace {
 
 using core::Reason;
-
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 bool is_b64token_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -33,14 +22,6 @@ bool is_b64token(std::string_view token) {
   return i == token.size();
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 bool is_jwt_reason(Reason reason) {
   const auto name = core::to_string(reason);
   return name.size() > 4 && name.substr(0, 4) == "jwt_";
@@ -55,7 +36,7 @@ ExtractedToken token_from_authorization(std::span<const std::string_view> values
   for (const std::string_view value : values) {
     // Another scheme (Basic, Digest...) is not a bearer token: it counts as no token.
     const auto end = value.find_first_of(" \t");
-    if (!iequals(value.substr(0, end), scheme)) continue;
+    if (!core::iequals(value.substr(0, end), scheme)) continue;
     if (++ours > 1) return {Reason::jwt_malformed, {}};
     if (end == std::string_view::npos || value[end] != ' ') return {Reason::jwt_malformed, {}};
     const std::string_view token = value.substr(end + 1);
@@ -73,15 +54,16 @@ ExtractedToken token_from_cookies(std::span<const std::string_view> values, std:
   for (std::string_view header : values) {
     while (!header.empty()) {
       const auto semicolon = header.find(';');
-      const std::string_view pair = trim(header.substr(0, semicolon));
+      const std::string_view pair = core::trim_ows(header.substr(0, semicolon));
       header =
           semicolon == std::string_view::npos ? std::string_view{} : header.substr(semicolon + 1);
       const auto equals = pair.find('=');
-      if (equals == std::string_view::npos || trim(pair.substr(0, equals)) != name) continue;
+      if (equals == std::string_view::npos || core::trim_ows(pair.substr(0, equals)) != name)
+        continue;
       // The same cookie twice: a subdomain or path may be shadowing the real one.
       if (seen) return {Reason::jwt_malformed, {}};
       seen = true;
-      std::string_view value = trim(pair.substr(equals + 1));
+      std::string_view value = core::trim_ows(pair.substr(equals + 1));
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
         value = value.substr(1, value.size() - 2);
       if (value.empty()) {

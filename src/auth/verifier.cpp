@@ -1,4 +1,5 @@
 #include "portcullis/auth/verifier.hpp"
+#include "portcullis/core/text.hpp"
 
 #include <boost/json.hpp>
 
@@ -21,15 +22,6 @@ namespace {
 
 std::string_view view(const json::string& s) {
   return {s.data(), s.size()};
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
 }
 
 std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
@@ -239,7 +231,7 @@ VerifyResult Verifier::verify(std::string_view token, const TokenDigest& digest,
   const json::value* alg_value = header.if_contains("alg");
   if (alg_value == nullptr || !alg_value->is_string()) return fail(Reason::jwt_malformed);
   const std::string_view alg_name = view(alg_value->get_string());
-  if (iequals(alg_name, "none")) return fail(Reason::jwt_alg_not_allowed);
+  if (core::iequals(alg_name, "none")) return fail(Reason::jwt_alg_not_allowed);
   const auto algorithm = parse_algorithm(alg_name);
   if (!algorithm || std::find(settings_.algorithms.begin(), settings_.algorithms.end(),
                               *algorithm) == settings_.algorithms.end())

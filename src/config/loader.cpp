@@ -1,4 +1,5 @@
 #include "portcullis/config/loader.hpp"
+#include "portcullis/core/text.hpp"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -69,14 +70,6 @@ bool is_field_value(std::string_view text) {
     const auto byte = static_cast<unsigned char>(c);
     return (byte < 0x20 && byte != '\t') || byte == 0x7f;
   });
-}
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 std::string upper(std::string_view text) {
@@ -494,7 +487,7 @@ std::optional<Section> Loader::section(const Entry& entry,
       std::string_view best;
       std::size_t best_distance = 3;  // suggest only near misses
       for (const auto candidate : allowed) {
-        const auto distance = edit_distance(lower(name), candidate);
+        const auto distance = edit_distance(core::ascii_lowercase(name), candidate);
         if (distance < best_distance) {
           best = candidate;
           best_distance = distance;
@@ -830,7 +823,8 @@ void Loader::check_address_overlaps() {
       if (a && b) {
         overlap = a->is_v4() == b->is_v4() && (*a == *b || is_wildcard(*a) || is_wildcard(*b));
       } else {
-        overlap = lower(later.address.host) == lower(earlier.address.host);
+        overlap = core::ascii_lowercase(later.address.host) ==
+                  core::ascii_lowercase(earlier.address.host);
       }
       if (!overlap) continue;
       const bool later_written = !later.mark.is_null();
@@ -1137,7 +1131,7 @@ void Loader::parse_headers(const Entry& entry, HeaderSettings& headers) {
                     item.path + ": " + quote(name) + " is not a valid header name");
               continue;
             }
-            const std::string folded = lower(name);
+            const std::string folded = core::ascii_lowercase(name);
             if (std::find(std::begin(kUnsettableHeaders), std::end(kUnsettableHeaders), folded) !=
                 std::end(kUnsettableHeaders)) {
               error(item.key.Mark(), item.path + ": " + name +
@@ -1306,7 +1300,7 @@ JwtProvider Loader::parse_jwt_provider(const Entry& entry, std::string name) {
     for (const auto& item : items(*algorithms)) {
       const auto text = string(item);
       if (!text) continue;
-      std::string lowered = lower(*text);
+      std::string lowered = core::ascii_lowercase(*text);
       if (lowered == "none") {
         error(item, item.path + ": 'none' is never accepted (unsigned tokens)");
       } else if (!listed(kSymmetricAlgorithms, *text) && !listed(kAsymmetricAlgorithms, *text)) {
@@ -1387,7 +1381,7 @@ JwtProvider Loader::parse_jwt_provider(const Entry& entry, std::string name) {
       for (const auto& [claim, item] : fields->entries()) {
         const auto header = header_name(item);
         if (!header) continue;
-        const std::string name = lower(*header);
+        const std::string name = core::ascii_lowercase(*header);
         const bool reserved = listed(kUnsettableHeaders, name) || name == "authorization" ||
                               name == "cookie" || name == "x-forwarded-for" ||
                               name == "x-forwarded-proto" || name == "x-forwarded-host";
@@ -1485,7 +1479,7 @@ std::optional<RouteValidation> Loader::parse_route_validation(const Entry& entry
         error(item, item.path + ": " + quote(*text) +
                         " is not a media type (type/subtype or type/*; */* is refused)");
       } else {
-        validation.content_types.push_back(lower(*text));
+        validation.content_types.push_back(core::ascii_lowercase(*text));
       }
     }
   }

@@ -1,4 +1,5 @@
 #include "portcullis/filters/forward_headers.hpp"
+#include "portcullis/core/text.hpp"
 
 #include <algorithm>
 
@@ -37,14 +38,6 @@ bool is_gateway_owned(std::string_view name) {
 
 bool is_xff(std::string_view name) {
   return iequals(name, "X-Forwarded-For");
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-    text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-    text.remove_suffix(1);
-  return text;
 }
 
 bool all_digits(std::string_view text) {
@@ -100,7 +93,8 @@ core::IpAddress client_ip(const config::Policy& policy, const http::RequestHead&
     std::string_view value = header->value;
     while (!value.empty()) {
       const auto comma = value.rfind(',');
-      const auto element = trim(comma == std::string_view::npos ? value : value.substr(comma + 1));
+      const auto element =
+          core::trim_ows(comma == std::string_view::npos ? value : value.substr(comma + 1));
       value = comma == std::string_view::npos ? std::string_view{} : value.substr(0, comma);
       if (element.empty()) continue;
       const auto address = parse_forwarded_address(element);

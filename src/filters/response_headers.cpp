@@ -1,4 +1,5 @@
 #include "portcullis/filters/response_headers.hpp"
+#include "portcullis/core/text.hpp"
 
 #include "append.hpp"
 #include "portcullis/core/errors.hpp"
@@ -56,14 +57,6 @@ void append_content_length(std::string& out, std::uint64_t length) {
   out += "\r\n";
 }
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-    text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-    text.remove_suffix(1);
-  return text;
-}
-
 std::string_view same_site_value(config::SameSite same_site) {
   switch (same_site) {
     case config::SameSite::strict:
@@ -93,15 +86,15 @@ void append_cookie_with_flags(std::string& out, const config::CookieFlags& flags
     const auto semicolon = attributes.find(';');
     const auto attribute = attributes.substr(0, semicolon);
     const auto equals = attribute.find('=');
-    const auto name = trim(attribute.substr(0, equals));
+    const auto name = core::trim_ows(attribute.substr(0, equals));
     if (iequals(name, "Secure")) {
       has_secure = true;
     } else if (iequals(name, "HttpOnly")) {
       has_http_only = true;
     } else if (iequals(name, "SameSite")) {
       has_same_site = true;
-      same_site_none =
-          equals != std::string_view::npos && iequals(trim(attribute.substr(equals + 1)), "None");
+      same_site_none = equals != std::string_view::npos &&
+                       iequals(core::trim_ows(attribute.substr(equals + 1)), "None");
     }
     if (semicolon == std::string_view::npos) break;
     attributes.remove_prefix(semicolon + 1);

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "portcullis/core/text.hpp"
+
 namespace portcullis::http::detail {
 
 enum CharClass : std::uint16_t {
@@ -62,17 +64,9 @@ inline constexpr int hex_value(char c) {
   return -1;
 }
 
+using core::trim_ows;
 inline constexpr char to_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// Removes leading and trailing SP / HTAB.
-inline constexpr std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
+  return core::ascii_lower(c);
 }
 
 }  // namespace portcullis::http::detail

@@ -4,14 +4,6 @@
 
 namespace portcullis::http {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (detail::to_lower(a[i]) != detail::to_lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool is_hop_by_hop(std::string_view name) {
   // Dispatch on length first: most names are rejected by one comparison.
   switch (name.size()) {

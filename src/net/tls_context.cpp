@@ -1,4 +1,5 @@
 #include "portcullis/net/tls_context.hpp"
+#include "portcullis/core/text.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -92,12 +93,6 @@ int on_alpn(SSL*, const unsigned char** out, unsigned char* out_length, const un
   return SSL_TLSEXT_ERR_NOACK;  // no ALPN agreed; the connection still speaks HTTP/1.1
 }
 
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
 std::vector<std::string> certificate_names(SSL_CTX* ctx) {
   std::vector<std::string> names;
   X509* cert = SSL_CTX_get0_certificate(ctx);
@@ -109,7 +104,7 @@ std::vector<std::string> certificate_names(SSL_CTX* ctx) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(alt_names, i);
       if (name->type != GEN_DNS) continue;
       const auto* data = ASN1_STRING_get0_data(name->d.dNSName);
-      names.push_back(lower(
+      names.push_back(core::ascii_lowercase(
           std::string(reinterpret_cast<const char*>(data), ASN1_STRING_length(name->d.dNSName))));
     }
     GENERAL_NAMES_free(alt_names);
@@ -118,7 +113,7 @@ std::vector<std::string> certificate_names(SSL_CTX* ctx) {
     char common_name[256] = {};
     if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, common_name,
                                   sizeof common_name) > 0) {
-      names.push_back(lower(common_name));
+      names.push_back(core::ascii_lowercase(common_name));
     }
   }
   return names;
@@ -270,7 +265,7 @@ int ServerTlsContext::on_server_name(SSL* ssl, int*, void* arg) {
   const auto* self = static_cast<const ServerTlsContext*>(arg);
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (!name) return SSL_TLSEXT_ERR_OK;
-  const std::string host = lower(name);
+  const std::string host = core::ascii_lowercase(name);
   for (const auto& certificate : self->certificates_) {
     for (const auto& pattern : certificate.names) {
       if (name_matches(pattern, host)) {

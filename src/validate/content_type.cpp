@@ -1,24 +1,13 @@
 #include "portcullis/validate/content_type.hpp"
+#include "portcullis/core/text.hpp"
 
 #include <algorithm>
 
 namespace portcullis::validate {
 namespace {
 
-char to_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (to_lower(a[i]) != to_lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool ends_with_ci(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
+  return s.size() >= suffix.size() && core::iequals(s.substr(s.size() - suffix.size()), suffix);
 }
 
 // RFC 9110 tchar.
@@ -131,8 +120,8 @@ std::optional<MediaType> parse_media_type(std::string_view value) {
 
 bool is_json_media_type(std::string_view header_value) {
   const auto media = parse_media_type(header_value);
-  if (!media || !iequals(media->type, "application")) return false;
-  if (iequals(media->subtype, "json")) return true;
+  if (!media || !core::iequals(media->type, "application")) return false;
+  if (core::iequals(media->subtype, "json")) return true;
   return media->subtype.size() > 5 && ends_with_ci(media->subtype, "+json");
 }
 
@@ -156,10 +145,10 @@ std::optional<MediaTypeSet> MediaTypeSet::compile(const std::vector<std::string>
     std::string normalised;
     normalised.reserve(media->type.size() + 1 + media->subtype.size());
     for (char c : media->type)
-      normalised.push_back(to_lower(c));
+      normalised.push_back(core::ascii_lower(c));
     normalised.push_back('/');
     for (char c : media->subtype)
-      normalised.push_back(to_lower(c));
+      normalised.push_back(core::ascii_lower(c));
     if (std::find(set.entries_.begin(), set.entries_.end(), normalised) == set.entries_.end()) {
       set.entries_.push_back(std::move(normalised));
     }
@@ -173,9 +162,9 @@ bool MediaTypeSet::allows(std::string_view header_value) const {
   for (const auto& entry : entries_) {
     const std::string_view e = entry;
     const auto slash = e.find('/');
-    if (!iequals(media->type, e.substr(0, slash))) continue;
+    if (!core::iequals(media->type, e.substr(0, slash))) continue;
     const auto subtype = e.substr(slash + 1);
-    if (subtype == "*" || iequals(media->subtype, subtype)) return true;
+    if (subtype == "*" || core::iequals(media->subtype, subtype)) return true;
   }
   return false;
 }

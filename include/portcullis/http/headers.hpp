@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "portcullis/core/text.hpp"
+
 namespace portcullis::http {
 
 // A header as received: views into the connection's buffer, name as the peer spelled it,
@@ -15,7 +17,7 @@ struct Header {
 };
 
 // ASCII case-insensitive equality (header names, tokens, schemes).
-bool iequals(std::string_view a, std::string_view b);
+using core::iequals;
 
 // True for the fixed hop-by-hop headers of RFC 9110 section 7.6.1 and their legacy companions:
 // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
@@ -27,11 +29,7 @@ template <typename Fn>
 void for_each_list_element(std::string_view value, Fn&& each) {
   while (!value.empty()) {
     const auto comma = value.find(',');
-    std::string_view element = value.substr(0, comma);
-    while (!element.empty() && (element.front() == ' ' || element.front() == '\t'))
-      element.remove_prefix(1);
-    while (!element.empty() && (element.back() == ' ' || element.back() == '\t'))
-      element.remove_suffix(1);
+    const std::string_view element = core::trim_ows(value.substr(0, comma));
     if (!element.empty()) each(element);
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
