@@ -95,6 +95,8 @@ void RequestHead::clear() {
   host = {};
   framing = BodyFraming::none;
   content_length = 0;
+  declares_body = false;
+
   keep_alive = true;
   expect_continue = false;
   connection.clear();
@@ -438,6 +440,7 @@ ParseResult RequestParser::finish(std::string_view buffered, RequestHead& head) 
     head.framing = BodyFraming::content_length;
   }
   head.content_length = content_length;
+  head.declares_body = cl_count == 1 || head.framing == BodyFraming::chunked;
 
   ParseResult result;
   result.state = ParseState::complete;

@@ -216,7 +216,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   ListenerKind kind_;
   std::size_t listener_index_;
   core::IpAddress peer_;
-  std::string client_subject_;  // verified client-certificate subject, for later filters
+  std::string client_subject_;  // verified client-certificate subject (access log)
 
   Clock::time_point deadline_ = Clock::time_point::max();
   Clock::time_point armed_ = Clock::time_point::max();
@@ -572,7 +572,8 @@ void ClientConnection::finish_record() {
       ex_->record.reason,
       ex_->subject,
       ex_->token_hash,
-      ex_->report_only};
+      ex_->report_only,
+      client_subject_};
   logs.access(access);
   if (rejected) logs.rejection(access);
 }
@@ -633,11 +634,10 @@ asio::awaitable<bool> ClientConnection::process_request() {
                             ? std::optional<std::uint64_t>(ex_->head.content_length)
                             : std::nullopt;
     // "Content-Length: 0" is a body too (an empty one), even though nothing follows the head.
-    const bool declared_empty =
-        !has_body && find_header_value(ex_->head.headers, "Content-Length").has_value();
-    const auto verdict =
-        rules->check_head(content_type, declared_empty ? std::optional<std::uint64_t>(0) : length,
-                          has_body || declared_empty);
+    const auto verdict = rules->check_head(
+        content_type,
+        ex_->head.declares_body && !has_body ? std::optional<std::uint64_t>(0) : length,
+        ex_->head.declares_body);
     if (!verdict.ok() && !co_await refuse_invalid(verdict, true)) co_return false;
   }
   if (ex_->head.framing == BodyFraming::content_length &&
@@ -645,9 +645,7 @@ asio::awaitable<bool> ClientConnection::process_request() {
     co_await send_local(413, Reason::body_too_large, true);
     co_return false;
   }
-  const bool declared_empty =
-      !has_body && find_header_value(ex_->head.headers, "Content-Length").has_value();
-  if (rules && (has_body || declared_empty) && rules->inspects_body()) {
+  if (rules && ex_->head.declares_body && rules->inspects_body()) {
     Reason failed = Reason::none;
     const int status = has_body ? co_await read_body(head_bytes, ex_->body_limit, failed) : 0;
     if (!has_body) {
@@ -1347,6 +1345,7 @@ asio::awaitable<void> ClientConnection::serve_admin() {
     co_return;
   }
   if (ex_->head.path == "/metrics") {
+    worker_.services.metrics.log_lines_dropped(obs::Logs::dropped_lines());
     const std::string exposition = worker_.services.metrics.expose();
     ex_->out =
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"

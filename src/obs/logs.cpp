@@ -139,6 +139,11 @@ void append_identity(std::string& out, const AccessRecord& record) {
     core::append_json_escaped(out, record.token_hash);
     out += '"';
   }
+  if (!record.client_certificate.empty()) {
+    out += R"(,"client_certificate":")";
+    core::append_json_escaped(out, record.client_certificate);
+    out += '"';
+  }
   if (record.report_only) out += R"(,"mode":"report_only")";
 }
 
@@ -243,6 +248,10 @@ void Logs::security_event(std::string_view json_members) {
   line += json_members;
   line += '}';
   security_->info(line);
+}
+
+std::uint64_t Logs::dropped_lines() {
+  return shared_pool()->overrun_counter();
 }
 
 void Logs::reopen() {

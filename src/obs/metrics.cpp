@@ -79,8 +79,8 @@ Metrics::Metrics(std::string_view version, std::string_view openssl, std::string
                       .Register(registry);
   reload_ok_ = &reloads.Add({{"result", "ok"}});
   reload_refused_ = &reloads.Add({{"result", "refused"}});
-  log_dropped_ = &prometheus::BuildGauge()
-                      .Name("portcullis_log_lines_dropped")
+  log_dropped_ = &prometheus::BuildCounter()
+                      .Name("portcullis_log_lines_dropped_total")
                       .Help("Log lines dropped because the log queue was full")
                       .Register(registry)
                       .Add({});
@@ -138,6 +138,14 @@ void Metrics::tls_handshake(std::string_view version) {
     tls12_->Increment();
   } else {
     tls_handshakes_->Add({{"version", std::string(version)}}).Increment();
+  }
+}
+
+void Metrics::log_lines_dropped(std::uint64_t total) {
+  std::lock_guard lock(log_dropped_mutex_);
+  if (total > log_dropped_seen_) {
+    log_dropped_->Increment(static_cast<double>(total - log_dropped_seen_));
+    log_dropped_seen_ = total;
   }
 }
 

@@ -4,7 +4,8 @@ HTTP listener that only redirects to https."""
 import pytest
 
 from harness import (assert_security_headers, base_policy, build_request, handshake_fails,
-                     peer_san, plain_request, read_response, request, send, tls_connect)
+                     peer_san, plain_request, read_response, request, send, tls_connect,
+                     wait_until)
 
 
 def tls_policy(certs, upstream, **tls):
@@ -149,6 +150,9 @@ def test_client_auth_required(gateway_factory, certs, upstream):
         finally:
             sock.close()
     assert [r["target"] for r in upstream.requests()] == ["/", "/"]
+    # The verified subject is recorded with each request.
+    assert wait_until(lambda: len(gw.access_log()) >= 2, 5)
+    assert all("CN=teller-01" in line.get("client_certificate", "") for line in gw.access_log())
 
 
 def test_client_auth_required_refuses_certificate_from_other_ca(gateway_factory, certs, upstream):

@@ -49,7 +49,8 @@ struct RequestHead {
   std::string_view host;        // the one Host value
   BodyFraming framing = BodyFraming::none;
   std::uint64_t content_length = 0;  // when framing == content_length
-  bool keep_alive = true;  // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with keep-alive
+  bool declares_body = false;  // a body was announced, even "Content-Length: 0" (framing none)
+  bool keep_alive = true;      // HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with keep-alive
   bool expect_continue = false;              // "Expect: 100-continue"
   std::vector<std::string_view> connection;  // every Connection header value
 

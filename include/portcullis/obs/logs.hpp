@@ -35,9 +35,10 @@ struct AccessRecord {
   double upstream_seconds = -1;  // time to the upstream's response head; < 0 when none
   std::string_view tls_version;
   core::Reason reason = core::Reason::none;
-  std::string_view subject;     // of a verified token, when known
-  std::string_view token_hash;  // short hash of the token, never the token
-  bool report_only = false;     // refused by a rule with enforce: false, and let through
+  std::string_view subject;             // of a verified token, when known
+  std::string_view token_hash;          // short hash of the token, never the token
+  bool report_only = false;             // refused by a rule with enforce: false, and let through
+  std::string_view client_certificate;  // verified client-certificate subject (mTLS), if any
 };
 
 class Logs {
@@ -55,6 +56,9 @@ class Logs {
   void rejection(const AccessRecord& record);
   // An operational event already encoded as JSON members, e.g. R"("event":"reload","result":"ok")".
   void security_event(std::string_view json_members);
+
+  // Lines dropped so far, by every logger of the process, because the queue was full.
+  static std::uint64_t dropped_lines();
 
   // Reopens log files (SIGUSR1, after rotation).
   void reopen();

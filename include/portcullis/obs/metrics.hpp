@@ -11,6 +11,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -51,7 +52,8 @@ class Metrics {
   void connection_opened() { active_connections_->Increment(); }
   void connection_closed() { active_connections_->Decrement(); }
   void config_reload(bool ok) { (ok ? reload_ok_ : reload_refused_)->Increment(); }
-  void log_lines_dropped(double total) { log_dropped_->Set(total); }
+  // Brings portcullis_log_lines_dropped_total up to `total` (the log queue's overrun count).
+  void log_lines_dropped(std::uint64_t total);
   // A JWT check: its result ("ok" or a jwt_* reason) and whether the token cache answered.
   void jwt_verification(core::Reason reason, bool cache_hit) {
     jwt_results_[static_cast<std::size_t>(reason)]->Increment();
@@ -76,7 +78,9 @@ class Metrics {
   prometheus::Gauge* active_connections_;
   prometheus::Counter* reload_ok_;
   prometheus::Counter* reload_refused_;
-  prometheus::Gauge* log_dropped_;
+  prometheus::Counter* log_dropped_;
+  std::mutex log_dropped_mutex_;
+  std::uint64_t log_dropped_seen_ = 0;
   std::array<prometheus::Counter*, core::kReasonCount> jwt_results_{};
   prometheus::Counter* jwt_cache_hits_;
   prometheus::Counter* jwt_cache_misses_;

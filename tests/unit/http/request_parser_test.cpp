@@ -224,9 +224,14 @@ TEST(RequestParser, ContentLength) {
   auto head = expect_ok(request("Content-Length: 42\r\n", "POST / HTTP/1.1"));
   EXPECT_EQ(head.framing, BodyFraming::content_length);
   EXPECT_EQ(head.content_length, 42u);
+  EXPECT_TRUE(head.declares_body);
   head = expect_ok(request("Content-Length: 0\r\n", "POST / HTTP/1.1"));
   EXPECT_EQ(head.framing, BodyFraming::none);
   EXPECT_EQ(head.content_length, 0u);
+  EXPECT_TRUE(head.declares_body);  // an empty body is still a body (validation needs to know)
+  EXPECT_FALSE(expect_ok(request("", "POST / HTTP/1.1")).declares_body);
+  EXPECT_TRUE(
+      expect_ok(request("Transfer-Encoding: chunked\r\n", "POST / HTTP/1.1")).declares_body);
   head = expect_ok(request("Content-Length: 007\r\n"));
   EXPECT_EQ(head.content_length, 7u);
   head = expect_ok(request("Content-Length:\t12 \t\r\n"));
