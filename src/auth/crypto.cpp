@@ -61,19 +61,6 @@ const BIGNUM* curve_order(Curve curve) {
   }
 }
 
-std::size_t field_bytes(Curve curve) {
-  switch (curve) {
-    case Curve::p256:
-      return 32;
-    case Curve::p384:
-      return 48;
-    case Curve::p521:
-      return 66;
-    default:
-      return 0;
-  }
-}
-
 const unsigned char* bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
@@ -106,7 +93,7 @@ bool verify_hmac(const EVP_MD* md, const Key& key, std::string_view input,
 // outside 1..order-1 are refused here rather than trusted to the DER path.
 bool ecdsa_jose_to_der(Curve curve, std::string_view signature, unsigned char* out,
                        std::size_t out_size, std::size_t& der_size) {
-  const std::size_t n = field_bytes(curve);
+  const std::size_t n = curve == Curve::ed25519 ? 0 : curve_field_bytes(curve);
   const BIGNUM* order = curve_order(curve);
   if (n == 0 || order == nullptr || signature.size() != 2 * n) return false;
   BnPtr r(BN_bin2bn(bytes(signature), static_cast<int>(n), nullptr));

@@ -94,6 +94,19 @@ EVP_PKEY* public_key_from(const char* type, OSSL_PARAM_BLD* bld) {
   return pkey;
 }
 
+std::size_t min_secret_bytes(Algorithm algorithm) {
+  switch (algorithm) {
+    case Algorithm::hs384:
+      return 48;
+    case Algorithm::hs512:
+      return 64;
+    default:
+      return 32;
+  }
+}
+
+}  // namespace
+
 std::size_t curve_field_bytes(Curve curve) {
   switch (curve) {
     case Curve::p256:
@@ -109,19 +122,6 @@ std::size_t curve_field_bytes(Curve curve) {
   }
   return 0;
 }
-
-std::size_t min_secret_bytes(Algorithm algorithm) {
-  switch (algorithm) {
-    case Algorithm::hs384:
-      return 48;
-    case Algorithm::hs512:
-      return 64;
-    default:
-      return 32;
-  }
-}
-
-}  // namespace
 
 // Builds keys; the only code allowed to fill in Key and KeySet.
 class KeySetBuilder {

@@ -41,6 +41,10 @@ enum class KeyType : std::uint8_t { rsa, ec, okp, oct };
 
 enum class Curve : std::uint8_t { none, p256, p384, p521, ed25519 };
 
+// Bytes of one coordinate (and of r or s in a JOSE ECDSA signature): 32, 48, 66; 32 for Ed25519
+// public keys; 0 for none.
+std::size_t curve_field_bytes(Curve curve);
+
 // One verification key. Move-only; owned by its KeySet.
 class Key {
  public:
