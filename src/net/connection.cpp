@@ -340,6 +340,7 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
     const bool keep = co_await handle_request();
     idle_since_ = Clock::now();
     if (!keep) break;
+    client_.release_output();  // a response held after the handshake goes now
   }
   finish();
   co_return false;

@@ -1,7 +1,10 @@
 #include "portcullis/net/stream.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <boost/asio/redirect_error.hpp>
@@ -33,9 +36,90 @@ Stream::~Stream() {
   if (ssl_) SSL_free(ssl_);
 }
 
+// OpenSSL reads through this BIO: first what an asynchronous receive staged, then, while the
+// socket is believed to hold more, straight from the socket. It never waits: "retry" sends the
+// stream to fill_input(), which lets the reactor receive the next bytes.
+BIO_METHOD* Stream::input_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portcullis input");
+    BIO_meth_set_read(m, [](BIO* bio, char* out, int length) {
+      return static_cast<Stream*>(BIO_get_data(bio))->read_input(bio, out, length);
+    });
+    BIO_meth_set_ctrl(m, [](BIO* bio, int command, long, void*) -> long {
+      if (command == BIO_CTRL_FLUSH) return 1;
+      // Asked after a read returned 0: a real end of stream, which OpenSSL reports as an
+      // unexpected EOF unless close_notify came first.
+      if (command == BIO_CTRL_EOF) return static_cast<Stream*>(BIO_get_data(bio))->input_ended_;
+      return 0;
+    });
+    BIO_meth_set_create(m, [](BIO* bio) {
+      BIO_set_init(bio, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+int Stream::read_input(BIO* bio, char* out, int length) {
+  BIO_clear_retry_flags(bio);
+  if (length <= 0) return 0;
+  const auto wanted = static_cast<std::size_t>(length);
+  if (staged_begin_ < staged_end_) {
+    const std::size_t count = std::min(wanted, staged_end_ - staged_begin_);
+    std::memcpy(out, staged_.data() + staged_begin_, count);
+    staged_begin_ += count;
+    return static_cast<int>(count);
+  }
+  if (input_ended_) return 0;
+  if (!more_input_) {
+    BIO_set_retry_read(bio);
+    return -1;
+  }
+  const ssize_t count = ::read(socket_.native_handle(), out, wanted);
+  if (count > 0) {
+    more_input_ = static_cast<std::size_t>(count) == wanted;
+    return static_cast<int>(count);
+  }
+  if (count == 0) {
+    input_ended_ = true;
+    return 0;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    more_input_ = false;
+    BIO_set_retry_read(bio);
+  }
+  return -1;
+}
+
 void Stream::attach_tls(SSL* ssl) {
   ssl_ = ssl;
-  SSL_set_fd(ssl_, socket_.native_handle());
+  BIO* input = BIO_new(input_method());
+  BIO* output = BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE);
+  if (!input || !output) {
+    BIO_free(input);
+    BIO_free(output);
+    return;  // no BIOs: the handshake fails and the connection closes
+  }
+  BIO_set_data(input, this);
+  SSL_set_bio(ssl_, input, output);
+}
+
+asio::awaitable<error_code> Stream::fill_input() {
+  staged_begin_ = staged_end_ = 0;
+  error_code ec;
+  const std::size_t count = co_await socket_.async_read_some(
+      asio::buffer(staged_.data(), staged_.size()), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec == asio::error::eof) {
+    // OpenSSL sees the end itself, so that it can tell a close_notify from a cut-off stream.
+    input_ended_ = true;
+    co_return error_code{};
+  }
+  if (ec) co_return ec;
+  staged_end_ = count;
+  // A short read drained the socket; only a full one may have left bytes behind.
+  more_input_ = count == staged_.size();
+  co_return error_code{};
 }
 
 asio::awaitable<error_code> Stream::wait(tcp::socket::wait_type type) {
@@ -62,7 +146,12 @@ asio::awaitable<error_code> Stream::handshake() {
     if (result == 1) co_return error_code{};
     const int ssl_error = SSL_get_error(ssl_, result);
     if (ssl_error == SSL_ERROR_WANT_READ) {
-      if (auto ec = co_await wait(tcp::socket::wait_read)) co_return ec;
+      // A TLS 1.3 server has sent everything the client needs to finish; what it writes from
+      // now on (the session ticket) can wait for the first response and leave with it.
+      if (SSL_is_server(ssl_) && SSL_version(ssl_) == TLS1_3_VERSION &&
+          SSL_get_state(ssl_) == TLS_ST_EARLY_DATA)
+        hold_output();
+      if (auto ec = co_await fill_input()) co_return ec;
     } else if (ssl_error == SSL_ERROR_WANT_WRITE) {
       if (auto ec = co_await wait(tcp::socket::wait_write)) co_return ec;
     } else {
@@ -85,7 +174,7 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
       // SSL_read returns one record at a time; records already read ahead are decrypted too,
       // so a streamed body goes on in fewer, larger writes.
       auto total = static_cast<std::size_t>(result);
-      while (total < buffer.size() && (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_))) {
+      while (total < buffer.size() && has_buffered_input()) {
         const int more =
             SSL_read(ssl_, buffer.data() + total, static_cast<int>(buffer.size() - total));
         if (more <= 0) {
@@ -100,7 +189,8 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
     }
     const int ssl_error = SSL_get_error(ssl_, result);
     if (ssl_error == SSL_ERROR_WANT_READ) {
-      if ((ec = co_await wait(tcp::socket::wait_read))) co_return 0;
+      release_output();  // the peer may be waiting for it
+      if ((ec = co_await fill_input())) co_return 0;
     } else if (ssl_error == SSL_ERROR_WANT_WRITE) {
       if ((ec = co_await wait(tcp::socket::wait_write))) co_return 0;
     } else {
@@ -112,15 +202,23 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
 
 asio::awaitable<error_code> Stream::wait_readable() {
   if (ssl_) {
-    if (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_)) co_return error_code{};
+    if (has_buffered_input()) co_return error_code{};
     // RELEASE_BUFFERS frees a record buffer only after a read drains it; the handshake and the
     // last response leave them allocated (about 17 KiB each) until then.
     (void)SSL_free_buffers(ssl_);
+    release_output();  // the peer may be waiting for it
+    // Receiving (rather than waiting for readiness) needs no epoll re-arm and brings the bytes
+    // along: the next request costs one system call.
+    co_return co_await fill_input();
   }
   error_code ec;
   co_await socket_.async_wait(tcp::socket::wait_read,
                               asio::redirect_error(asio::use_awaitable, ec));
   co_return ec;
+}
+
+bool Stream::has_buffered_input() const {
+  return staged_begin_ < staged_end_ || SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_);
 }
 
 asio::awaitable<error_code> Stream::write_all(std::string_view data) {
@@ -141,7 +239,7 @@ asio::awaitable<error_code> Stream::write_all(std::string_view data) {
     if (ssl_error == SSL_ERROR_WANT_WRITE) {
       if (auto ec = co_await wait(tcp::socket::wait_write)) co_return ec;
     } else if (ssl_error == SSL_ERROR_WANT_READ) {
-      if (auto ec = co_await wait(tcp::socket::wait_read)) co_return ec;
+      if (auto ec = co_await fill_input()) co_return ec;
     } else {
       co_return tls_error(ssl_error, result);
     }
@@ -197,11 +295,25 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
 
 bool Stream::peer_closed_or_dirty() {
   if (!socket_.is_open()) return true;
+  if (staged_begin_ < staged_end_) return true;  // unexpected bytes already received
   char byte;
   const auto result = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (result == 0) return true;                       // orderly close
   if (result > 0) return true;                        // unexpected bytes (or a TLS alert)
   return !(errno == EAGAIN || errno == EWOULDBLOCK);  // reset or another error
+}
+
+void Stream::hold_output() {
+  if (output_held_ || !socket_.is_open()) return;
+  const int on = 1;
+  output_held_ = ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0;
+}
+
+void Stream::release_output() {
+  if (!output_held_) return;
+  output_held_ = false;
+  const int off = 0;
+  ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
 }
 
 void Stream::cancel() {
@@ -214,6 +326,12 @@ void Stream::close() {
     ERR_clear_error();
     SSL_shutdown(ssl_);  // queues close_notify; the socket is non-blocking, so never waits
     ERR_clear_error();
+  }
+  if (output_held_ && socket_.is_open()) {
+    // What is held leaves now, close_notify and FIN in the same segment. Sent before the
+    // descriptor closes: closing with unread input resets the connection and drops the queue.
+    ::shutdown(socket_.native_handle(), SHUT_WR);
+    output_held_ = false;
   }
   error_code ignored;
   socket_.close(ignored);

@@ -1,12 +1,14 @@
 #pragma once
 // One byte stream type for every connection the gateway holds, client or upstream: a TCP socket,
-// optionally with TLS. TLS is OpenSSL reading and writing the non-blocking socket itself (no
-// intermediate BIO buffers), so an idle TLS connection costs only what OpenSSL keeps, and with
-// SSL_MODE_RELEASE_BUFFERS that is no record buffer at all. Every operation returns its error as
-// a value; a cancelled socket (deadline reached) returns operation_aborted.
+// optionally with TLS. OpenSSL writes the non-blocking socket itself; it reads what the reactor
+// received into a small staging buffer (one receive per request, no readiness re-arm), then, for
+// bulk input, the socket directly. With SSL_MODE_RELEASE_BUFFERS an idle TLS connection holds no
+// record buffer, only the staging buffer and what OpenSSL keeps. Every operation returns its
+// error as a value; a cancelled socket (deadline reached) returns operation_aborted.
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstddef>
@@ -46,9 +48,10 @@ class Stream {
   // Reads at least one byte (or fails; end of stream is asio::error::eof).
   asio::awaitable<std::size_t> read_some(std::span<char> buffer, error_code& ec);
 
-  // Waits until the peer sent something (or closed), without committing a buffer. Returns
-  // immediately when TLS already holds decrypted bytes. While it waits, OpenSSL's record
-  // buffers are given back, so an idle TLS connection holds none.
+  // Waits until the peer sent something (or closed), without committing a buffer beyond the
+  // staging buffer (TLS receives into it). Returns immediately when TLS already holds input.
+  // While it waits, OpenSSL's record buffers are given back, so an idle TLS connection holds
+  // none.
   asio::awaitable<error_code> wait_readable();
 
   // Writes all of `data`.
@@ -61,6 +64,14 @@ class Stream {
   // must not be reused. Never blocks.
   bool peer_closed_or_dirty();
 
+  // Holds back output that does not fill a TCP segment (TCP_CORK) until release_output(), the
+  // next wait for the peer's input, or close(), so what is written meanwhile leaves in as few
+  // segments as possible. A TLS 1.3 server handshake holds its session ticket this way, so that
+  // a request already sent with the handshake gets ticket and response (and, when the
+  // connection then closes, close_notify and FIN) in one segment.
+  void hold_output();
+  void release_output();
+
   // Cancels pending operations (used by deadlines).
   void cancel();
 
@@ -71,8 +82,24 @@ class Stream {
   asio::awaitable<error_code> wait(tcp::socket::wait_type type);
   error_code tls_error(int ssl_error, int result);
 
+  // TLS input: OpenSSL reads through a BIO (input_method) that serves staged_ first.
+  static BIO_METHOD* input_method();
+  int read_input(BIO* bio, char* out, int length);
+  // Receives the next bytes into staged_ through the reactor; called when OpenSSL wants more.
+  asio::awaitable<error_code> fill_input();
+  bool has_buffered_input() const;
+
+  // Sized for a typical request record, so that a keep-alive request arrives with one receive.
+  static constexpr std::size_t kStagedInputBytes = 1024;
+
   tcp::socket socket_;
   SSL* ssl_ = nullptr;
+  bool output_held_ = false;
+  bool more_input_ = true;    // the socket may hold unread bytes (not drained by the last read)
+  bool input_ended_ = false;  // the peer closed its side: the BIO reports end of stream
+  std::size_t staged_begin_ = 0;
+  std::size_t staged_end_ = 0;
+  std::array<char, kStagedInputBytes> staged_;
 };
 
 // The peer address of a connected socket (IPv4-mapped IPv6 peers are reported as IPv4).

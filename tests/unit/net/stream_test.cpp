@@ -1,0 +1,276 @@
+// Stream over real loopback TCP connections and real OpenSSL: held output, TLS input staged by
+// the reactor and read straight from the socket, and how the end of a TLS stream is reported.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "portcullis/net/stream.hpp"
+#include "portcullis/net/tls_context.hpp"
+
+namespace portcullis::net {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A connected pair of loopback TCP sockets.
+struct SocketPair {
+  explicit SocketPair(asio::io_context& io) : server(io), client(io) {
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    client.connect(acceptor.local_endpoint());
+    acceptor.accept(server);
+  }
+  tcp::socket server;
+  tcp::socket client;
+};
+
+// What the peer can read right now, without waiting.
+std::string receive_now(tcp::socket& socket) {
+  std::string out;
+  char buffer[4096];
+  for (;;) {
+    const auto count = ::recv(socket.native_handle(), buffer, sizeof buffer, MSG_DONTWAIT);
+    if (count <= 0) break;
+    out.append(buffer, static_cast<std::size_t>(count));
+  }
+  return out;
+}
+
+// Runs a coroutine to completion on `io`.
+template <typename T>
+T run(asio::io_context& io, asio::awaitable<T> work) {
+  T result{};
+  bool done = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        result = co_await std::move(work);
+        done = true;
+      },
+      asio::detached);
+  io.restart();
+  while (!done && io.run_one() > 0) {
+  }
+  return result;
+}
+
+TEST(StreamOutput, HeldOutputLeavesOnReleaseOnly) {
+  asio::io_context io;
+  SocketPair pair(io);
+  Stream stream(std::move(pair.server));
+  stream.hold_output();
+  EXPECT_FALSE(run(io, stream.write_all(std::string_view("first response"))));
+  EXPECT_EQ(receive_now(pair.client), "");  // held: less than a segment, not released
+  stream.release_output();
+  EXPECT_EQ(receive_now(pair.client), "first response");
+  EXPECT_FALSE(run(io, stream.write_all(std::string_view("second"))));
+  EXPECT_EQ(receive_now(pair.client), "second");  // released: written at once
+}
+
+TEST(StreamOutput, CloseSendsWhatIsHeldThenTheEnd) {
+  asio::io_context io;
+  SocketPair pair(io);
+  Stream stream(std::move(pair.server));
+  stream.hold_output();
+  EXPECT_FALSE(run(io, stream.write_all(std::string_view("last response"))));
+  stream.close();
+  pair.client.non_blocking(false);
+  std::string received;
+  char buffer[256];
+  for (;;) {
+    const auto count = ::recv(pair.client.native_handle(), buffer, sizeof buffer, 0);
+    if (count <= 0) {
+      EXPECT_EQ(count, 0);  // an orderly end, not a reset
+      break;
+    }
+    received.append(buffer, static_cast<std::size_t>(count));
+  }
+  EXPECT_EQ(received, "last response");
+}
+
+// As in the gateway's main(): a write to a peer that went away is an error value, not a signal.
+const bool kSigpipeIgnored = std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
+
+// A self-signed ECDSA P-256 certificate for 127.0.0.1, written to a temporary folder.
+class TlsFiles {
+ public:
+  TlsFiles() {
+    folder_ = fs::temp_directory_path() / ("portcullis-stream-test-" + std::to_string(::getpid()));
+    fs::create_directories(folder_);
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    X509* cert = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    X509_sign(cert, key, EVP_sha256());
+    FILE* out = std::fopen(cert_file().c_str(), "w");
+    PEM_write_X509(out, cert);
+    std::fclose(out);
+    out = std::fopen(key_file().c_str(), "w");
+    PEM_write_PrivateKey(out, key, nullptr, nullptr, 0, nullptr, nullptr);
+    std::fclose(out);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+  ~TlsFiles() { fs::remove_all(folder_); }
+  std::string cert_file() const { return (folder_ / "cert.pem").string(); }
+  std::string key_file() const { return (folder_ / "key.pem").string(); }
+
+ private:
+  fs::path folder_;
+};
+
+// A TLS connection over loopback: the server side as the gateway runs it, the client side as an
+// upstream connection does (no verification).
+class TlsPair : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config::ListenerTls listener;
+    listener.certificates.push_back({files_.cert_file(), files_.key_file(), {}});
+    listener.min_version = config::TlsVersion::tls1_3;
+    server_context_ = std::make_unique<ServerTlsContext>(listener, config::Location{},
+                                                         std::make_shared<TicketKeys>());
+    config::UpstreamTls upstream;
+    upstream.enabled = true;
+    upstream.verify = false;
+    client_context_ = std::make_unique<ClientTlsContext>(upstream, config::Location{});
+
+    SocketPair pair(io_);
+    server_ = std::make_unique<Stream>(std::move(pair.server));
+    client_ = std::make_unique<Stream>(std::move(pair.client));
+    server_->attach_tls(server_context_->new_ssl());
+    client_->attach_tls(client_context_->new_ssl("localhost"));
+    ASSERT_TRUE(kSigpipeIgnored);
+    error_code server_result = asio::error::would_block;
+    error_code client_result = asio::error::would_block;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { server_result = co_await server_->handshake(); },
+        asio::detached);
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { client_result = co_await client_->handshake(); },
+        asio::detached);
+    io_.run();
+    ASSERT_FALSE(server_result) << server_result.message();
+    ASSERT_FALSE(client_result) << client_result.message();
+  }
+
+  // Reads until `size` bytes came or the stream ended; `ec` is how it ended.
+  std::string read_exactly(Stream& stream, std::size_t size, error_code& ec) {
+    return run(io_, [&]() -> asio::awaitable<std::string> {
+      std::string out;
+      std::vector<char> buffer(16 * 1024);
+      while (out.size() < size) {
+        const auto count = co_await stream.read_some(std::span(buffer.data(), buffer.size()), ec);
+        if (ec) break;
+        out.append(buffer.data(), count);
+      }
+      co_return out;
+    }());
+  }
+
+  static std::string pattern(std::size_t size) {
+    std::string text(size, '\0');
+    for (std::size_t i = 0; i < size; ++i)
+      text[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+    return text;
+  }
+
+  TlsFiles files_;
+  asio::io_context io_;
+  std::unique_ptr<ServerTlsContext> server_context_;
+  std::unique_ptr<ClientTlsContext> client_context_;
+  std::unique_ptr<Stream> server_;
+  std::unique_ptr<Stream> client_;
+};
+
+TEST_F(TlsPair, SessionTicketIsHeldUntilTheFirstResponse) {
+  // The server finished its handshake and wrote its session ticket; the ticket waits.
+  EXPECT_EQ(receive_now(client_->socket()), "");
+  EXPECT_FALSE(run(io_, server_->write_all(std::string_view("response"))));
+  server_->release_output();
+  error_code ec;
+  EXPECT_EQ(read_exactly(*client_, 8, ec), "response");
+  EXPECT_FALSE(ec);
+}
+
+TEST_F(TlsPair, LargeMessagesCrossBothWaysIntact) {
+  // Far beyond the staging buffer and a TLS record: staged input, then direct socket reads.
+  const std::string upload = pattern(300 * 1024 + 17);
+  const std::string download = pattern(200 * 1024 + 3);
+  error_code write_result = asio::error::would_block;
+  asio::co_spawn(
+      io_, [&]() -> asio::awaitable<void> { write_result = co_await client_->write_all(upload); },
+      asio::detached);
+  error_code ec;
+  EXPECT_EQ(read_exactly(*server_, upload.size(), ec), upload);
+  EXPECT_FALSE(ec);
+  io_.restart();
+  io_.run();
+  EXPECT_FALSE(write_result);
+  asio::co_spawn(
+      io_, [&]() -> asio::awaitable<void> { write_result = co_await server_->write_all(download); },
+      asio::detached);
+  EXPECT_EQ(read_exactly(*client_, download.size(), ec), download);
+  EXPECT_FALSE(ec);
+}
+
+TEST_F(TlsPair, WaitReadableReturnsWhenARequestArrivesAndItReadsWhole) {
+  asio::steady_timer later(io_, std::chrono::milliseconds(20));
+  later.async_wait([&](const error_code&) {
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> { (void)co_await client_->write_all("GET / HTTP/1.1"); },
+        asio::detached);
+  });
+  const error_code waited = run(io_, server_->wait_readable());
+  EXPECT_FALSE(waited);
+  error_code ec;
+  EXPECT_EQ(read_exactly(*server_, 14, ec), "GET / HTTP/1.1");
+  EXPECT_FALSE(ec);
+}
+
+TEST_F(TlsPair, CloseNotifyEndsTheStreamCleanly) {
+  client_->close();  // close_notify, then the socket closes
+  error_code ec;
+  EXPECT_EQ(read_exactly(*server_, 1, ec), "");
+  EXPECT_EQ(ec, asio::error::eof);
+}
+
+TEST_F(TlsPair, AnEndWithoutCloseNotifyIsNotAnOrderlyEnd) {
+  // A cut-off stream must not pass for a complete one (a body read until the end). The client
+  // reads what the server sent first, so that its close is a plain FIN, not a reset.
+  EXPECT_FALSE(run(io_, server_->write_all(std::string_view("x"))));
+  server_->release_output();
+  error_code read_result;
+  EXPECT_EQ(read_exactly(*client_, 1, read_result), "x");
+  error_code ignored;
+  client_->socket().close(ignored);
+  error_code ec;
+  EXPECT_EQ(read_exactly(*server_, 1, ec), "");
+  EXPECT_TRUE(ec);
+  EXPECT_NE(ec, asio::error::eof);
+}
+
+}  // namespace
+}  // namespace portcullis::net
