@@ -224,6 +224,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   Phase expired_ = Phase::none;
   bool done_ = false;
   bool idle_ = false;
+  bool served_request_ = false;
   Clock::time_point idle_since_;  // when the connection last finished a request
 
   std::shared_ptr<const PinnedRuntime> pinned_;
@@ -327,7 +328,9 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
       const bool may_park = idle_timeout > kParkAfter && waited < kParkAfter;
       set_deadline(Phase::idle, may_park ? kParkAfter : idle_timeout);
       idle_ = true;
-      const auto ec = co_await client_.wait_readable();
+      // A connection that has carried a request is likely to carry the next one soon: it
+      // stages input (one receive per request); a fresh one keeps no buffer while it waits.
+      const auto ec = co_await client_.wait_readable(served_request_);
       idle_ = false;
       if (ec && may_park && expired_ == Phase::idle &&
           !worker_.draining.load(std::memory_order_relaxed)) {
@@ -338,6 +341,7 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
     }
     pinned_ = worker_.pin();  // the snapshot this request keeps to its end
     const bool keep = co_await handle_request();
+    served_request_ = true;
     idle_since_ = Clock::now();
     if (!keep) break;
     client_.release_output();  // a response held after the handshake goes now
@@ -349,6 +353,7 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
 // An idle connection gives up its coroutine: what is left is the connection object, its timer
 // and one readiness callback, so a parked connection costs about 0.7 KiB beside OpenSSL's own.
 void ClientConnection::park(config::Duration remaining) {
+  client_.release_input_buffer();
   set_deadline(Phase::idle, remaining);
   idle_ = true;
   client_.socket().async_wait(tcp::socket::wait_read,

@@ -38,7 +38,7 @@ Stream::~Stream() {
 
 // OpenSSL reads through this BIO: first what an asynchronous receive staged, then, while the
 // socket is believed to hold more, straight from the socket. It never waits: "retry" sends the
-// stream to fill_input(), which lets the reactor receive the next bytes.
+// stream to await_input(), which lets the reactor receive (or signal) the next bytes.
 BIO_METHOD* Stream::input_method() {
   static BIO_METHOD* const method = [] {
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portcullis input");
@@ -67,7 +67,7 @@ int Stream::read_input(BIO* bio, char* out, int length) {
   const auto wanted = static_cast<std::size_t>(length);
   if (staged_begin_ < staged_end_) {
     const std::size_t count = std::min(wanted, staged_end_ - staged_begin_);
-    std::memcpy(out, staged_.data() + staged_begin_, count);
+    std::memcpy(out, staged_.get() + staged_begin_, count);
     staged_begin_ += count;
     return static_cast<int>(count);
   }
@@ -105,11 +105,19 @@ void Stream::attach_tls(SSL* ssl) {
   SSL_set_bio(ssl_, input, output);
 }
 
-asio::awaitable<error_code> Stream::fill_input() {
-  staged_begin_ = staged_end_ = 0;
+asio::awaitable<error_code> Stream::await_input() {
   error_code ec;
-  const std::size_t count = co_await socket_.async_read_some(
-      asio::buffer(staged_.data(), staged_.size()), asio::redirect_error(asio::use_awaitable, ec));
+  if (!staged_) {
+    // Readiness, then the BIO reads the socket directly.
+    co_await socket_.async_wait(tcp::socket::wait_read,
+                                asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) more_input_ = true;
+    co_return ec;
+  }
+  staged_begin_ = staged_end_ = 0;
+  const std::size_t count =
+      co_await socket_.async_read_some(asio::buffer(staged_.get(), kStagedInputBytes),
+                                       asio::redirect_error(asio::use_awaitable, ec));
   if (ec == asio::error::eof) {
     // OpenSSL sees the end itself, so that it can tell a close_notify from a cut-off stream.
     input_ended_ = true;
@@ -118,8 +126,15 @@ asio::awaitable<error_code> Stream::fill_input() {
   if (ec) co_return ec;
   staged_end_ = count;
   // A short read drained the socket; only a full one may have left bytes behind.
-  more_input_ = count == staged_.size();
+  more_input_ = count == kStagedInputBytes;
   co_return error_code{};
+}
+
+void Stream::release_input_buffer() {
+  if (staged_ && staged_begin_ >= staged_end_) {
+    staged_.reset();
+    staged_begin_ = staged_end_ = 0;
+  }
 }
 
 asio::awaitable<error_code> Stream::wait(tcp::socket::wait_type type) {
@@ -151,7 +166,7 @@ asio::awaitable<error_code> Stream::handshake() {
       if (SSL_is_server(ssl_) && SSL_version(ssl_) == TLS1_3_VERSION &&
           SSL_get_state(ssl_) == TLS_ST_EARLY_DATA)
         hold_output();
-      if (auto ec = co_await fill_input()) co_return ec;
+      if (auto ec = co_await await_input()) co_return ec;
     } else if (ssl_error == SSL_ERROR_WANT_WRITE) {
       if (auto ec = co_await wait(tcp::socket::wait_write)) co_return ec;
     } else {
@@ -190,7 +205,7 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
     const int ssl_error = SSL_get_error(ssl_, result);
     if (ssl_error == SSL_ERROR_WANT_READ) {
       release_output();  // the peer may be waiting for it
-      if ((ec = co_await fill_input())) co_return 0;
+      if ((ec = co_await await_input())) co_return 0;
     } else if (ssl_error == SSL_ERROR_WANT_WRITE) {
       if ((ec = co_await wait(tcp::socket::wait_write))) co_return 0;
     } else {
@@ -200,7 +215,7 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
   }
 }
 
-asio::awaitable<error_code> Stream::wait_readable() {
+asio::awaitable<error_code> Stream::wait_readable(bool stage) {
   if (ssl_) {
     if (has_buffered_input()) co_return error_code{};
     // RELEASE_BUFFERS frees a record buffer only after a read drains it; the handshake and the
@@ -209,7 +224,8 @@ asio::awaitable<error_code> Stream::wait_readable() {
     release_output();  // the peer may be waiting for it
     // Receiving (rather than waiting for readiness) needs no epoll re-arm and brings the bytes
     // along: the next request costs one system call.
-    co_return co_await fill_input();
+    if (stage && !staged_) staged_ = std::make_unique_for_overwrite<char[]>(kStagedInputBytes);
+    co_return co_await await_input();
   }
   error_code ec;
   co_await socket_.async_wait(tcp::socket::wait_read,
@@ -239,7 +255,7 @@ asio::awaitable<error_code> Stream::write_all(std::string_view data) {
     if (ssl_error == SSL_ERROR_WANT_WRITE) {
       if (auto ec = co_await wait(tcp::socket::wait_write)) co_return ec;
     } else if (ssl_error == SSL_ERROR_WANT_READ) {
-      if (auto ec = co_await fill_input()) co_return ec;
+      if (auto ec = co_await await_input()) co_return ec;
     } else {
       co_return tls_error(ssl_error, result);
     }

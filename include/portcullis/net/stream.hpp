@@ -1,17 +1,17 @@
 #pragma once
 // One byte stream type for every connection the gateway holds, client or upstream: a TCP socket,
-// optionally with TLS. OpenSSL writes the non-blocking socket itself; it reads what the reactor
-// received into a small staging buffer (one receive per request, no readiness re-arm), then, for
-// bulk input, the socket directly. With SSL_MODE_RELEASE_BUFFERS an idle TLS connection holds no
-// record buffer, only the staging buffer and what OpenSSL keeps. Every operation returns its
+// optionally with TLS. OpenSSL writes the non-blocking socket itself, and reads it directly too,
+// except for what the reactor received into a small staging buffer on a busy keep-alive
+// connection (one receive per request, no readiness re-arm). With SSL_MODE_RELEASE_BUFFERS an
+// idle TLS connection holds no record buffer, only what OpenSSL keeps. Every operation returns its
 // error as a value; a cancelled socket (deadline reached) returns operation_aborted.
 
 #include <openssl/ssl.h>
 
-#include <array>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <system_error>
@@ -48,11 +48,15 @@ class Stream {
   // Reads at least one byte (or fails; end of stream is asio::error::eof).
   asio::awaitable<std::size_t> read_some(std::span<char> buffer, error_code& ec);
 
-  // Waits until the peer sent something (or closed), without committing a buffer beyond the
-  // staging buffer (TLS receives into it). Returns immediately when TLS already holds input.
-  // While it waits, OpenSSL's record buffers are given back, so an idle TLS connection holds
-  // none.
-  asio::awaitable<error_code> wait_readable();
+  // Waits until the peer sent something (or closed). Returns immediately when TLS already holds
+  // input. While it waits, OpenSSL's record buffers are given back, so an idle TLS connection
+  // holds none. With `stage` (a connection expecting its next request soon), TLS receives into
+  // a small staging buffer instead of waiting for readiness: no epoll re-arm, and a typical
+  // request arrives with one system call. The buffer stays until release_input_buffer().
+  asio::awaitable<error_code> wait_readable(bool stage = false);
+
+  // Gives the staging buffer back (when it holds nothing), e.g. before a long idle wait.
+  void release_input_buffer();
 
   // Writes all of `data`.
   asio::awaitable<error_code> write_all(std::string_view data);
@@ -85,21 +89,22 @@ class Stream {
   // TLS input: OpenSSL reads through a BIO (input_method) that serves staged_ first.
   static BIO_METHOD* input_method();
   int read_input(BIO* bio, char* out, int length);
-  // Receives the next bytes into staged_ through the reactor; called when OpenSSL wants more.
-  asio::awaitable<error_code> fill_input();
+  // Called when OpenSSL wants more input: receives into staged_ through the reactor when there
+  // is a staging buffer, else waits for readiness and lets the BIO read the socket.
+  asio::awaitable<error_code> await_input();
   bool has_buffered_input() const;
 
   // Sized for a typical request record, so that a keep-alive request arrives with one receive.
-  static constexpr std::size_t kStagedInputBytes = 1024;
+  static constexpr std::size_t kStagedInputBytes = 2048;
 
   tcp::socket socket_;
   SSL* ssl_ = nullptr;
   bool output_held_ = false;
   bool more_input_ = true;    // the socket may hold unread bytes (not drained by the last read)
   bool input_ended_ = false;  // the peer closed its side: the BIO reports end of stream
+  std::unique_ptr<char[]> staged_;  // only on connections that stage input (wait_readable)
   std::size_t staged_begin_ = 0;
   std::size_t staged_end_ = 0;
-  std::array<char, kStagedInputBytes> staged_;
 };
 
 // The peer address of a connected socket (IPv4-mapped IPv6 peers are reported as IPv4).

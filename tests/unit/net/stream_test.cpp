@@ -215,13 +215,15 @@ TEST_F(TlsPair, SessionTicketIsHeldUntilTheFirstResponse) {
 }
 
 TEST_F(TlsPair, LargeMessagesCrossBothWaysIntact) {
-  // Far beyond the staging buffer and a TLS record: staged input, then direct socket reads.
+  // Far beyond the staging buffer and a TLS record: the server stages its input (receives into
+  // the staging buffer, then reads the socket directly), the client waits for readiness.
   const std::string upload = pattern(300 * 1024 + 17);
   const std::string download = pattern(200 * 1024 + 3);
   error_code write_result = asio::error::would_block;
   asio::co_spawn(
       io_, [&]() -> asio::awaitable<void> { write_result = co_await client_->write_all(upload); },
       asio::detached);
+  EXPECT_FALSE(run(io_, server_->wait_readable(true)));
   error_code ec;
   EXPECT_EQ(read_exactly(*server_, upload.size(), ec), upload);
   EXPECT_FALSE(ec);
@@ -243,7 +245,7 @@ TEST_F(TlsPair, WaitReadableReturnsWhenARequestArrivesAndItReadsWhole) {
         [&]() -> asio::awaitable<void> { (void)co_await client_->write_all("GET / HTTP/1.1"); },
         asio::detached);
   });
-  const error_code waited = run(io_, server_->wait_readable());
+  const error_code waited = run(io_, server_->wait_readable(true));
   EXPECT_FALSE(waited);
   error_code ec;
   EXPECT_EQ(read_exactly(*server_, 14, ec), "GET / HTTP/1.1");
