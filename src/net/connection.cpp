@@ -32,9 +32,10 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // How long an idle keep-alive connection keeps its coroutine before it parks.
 constexpr config::Duration kParkAfter = std::chrono::milliseconds(100);
 
-// The monotonic clock at jiffy resolution: deadlines are set several times per request and need
-// no better than a few milliseconds; this costs a fraction of a precise reading. Same epoch as
-// steady_clock (CLOCK_MONOTONIC), so the two compare.
+// The monotonic clock at jiffy resolution: deadlines, idle times, pool ages and endpoint health
+// are read several times per request and need no better than a few milliseconds; this costs a
+// fraction of a precise reading (kept for measured durations). Same epoch as steady_clock
+// (CLOCK_MONOTONIC), so the two compare.
 Clock::time_point coarse_now() {
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
@@ -302,7 +303,7 @@ asio::awaitable<void> ClientConnection::run() {
     tls_version_ = tls_version_name(ssl);
     worker_.services.metrics.tls_handshake(tls_version_);
     client_subject_ = verified_peer_subject(ssl);
-    idle_since_ = Clock::now();
+    idle_since_ = coarse_now();
     co_await serve_requests();  // finishes the connection, or parks it to live on without us
     co_return;
   } else if (kind_ == ListenerKind::redirect) {
@@ -324,7 +325,7 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
       const auto idle_timeout = pinned_->runtime->policy->server.limits.idle_timeout;
       // Wait here briefly (a busy keep-alive client is back within milliseconds); after that,
       // park instead of holding this coroutine's frames for the rest of the idle time.
-      const auto waited = Clock::now() - idle_since_;
+      const auto waited = coarse_now() - idle_since_;
       const bool may_park = idle_timeout > kParkAfter && waited < kParkAfter;
       set_deadline(Phase::idle, may_park ? kParkAfter : idle_timeout);
       idle_ = true;
@@ -342,7 +343,7 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
     pinned_ = worker_.pin();  // the snapshot this request keeps to its end
     const bool keep = co_await handle_request();
     served_request_ = true;
-    idle_since_ = Clock::now();
+    idle_since_ = coarse_now();
     if (!keep) break;
     client_.release_output();  // a response held after the handshake goes now
   }
@@ -368,7 +369,7 @@ void ClientConnection::park(config::Duration remaining) {
 }
 
 asio::awaitable<void> ClientConnection::resume() {
-  idle_since_ = Clock::now();
+  idle_since_ = coarse_now();
   co_await serve_requests();
 }
 
@@ -806,7 +807,7 @@ const EndpointRuntime* ClientConnection::pick_endpoint(const UpstreamRuntime& up
                                                        const EndpointRuntime* avoid) {
   const std::size_t count = upstream.endpoints.size();
   const std::size_t start = worker_.next_round_robin(index);
-  const auto now = Clock::now();
+  const auto now = coarse_now();
   for (std::size_t i = 0; i < count; ++i) {
     const EndpointRuntime& endpoint = upstream.endpoints[(start + i) % count];
     if (&endpoint != avoid && endpoint.health->is_healthy(now)) return &endpoint;
@@ -917,12 +918,12 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
     ex_->record.upstream = endpoint->address.text;
     // A stale pooled connection is retried below for idempotent requests without a body, so
     // those may skip the liveness probe.
-    upstream_ = worker_.pool(endpoint->id).take(Clock::now(), idempotent && !has_body);
+    upstream_ = worker_.pool(endpoint->id).take(coarse_now(), idempotent && !has_body);
     ex_->upstream_reused = static_cast<bool>(upstream_);
     if (!upstream_) {
       upstream_ = co_await connect(upstream, *endpoint, failure);
       if (!upstream_) {
-        endpoint->health->mark_failure(Clock::now(), settings.health_check.interval);
+        endpoint->health->mark_failure(coarse_now(), settings.health_check.interval);
         failed_endpoint = endpoint;
         if (--attempts_left > 0) continue;
         break;
@@ -950,7 +951,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
         continue;
       }
       if (failure.reason == Reason::upstream_reset || failure.reason == Reason::upstream_timeout) {
-        endpoint->health->mark_failure(Clock::now(), settings.health_check.interval);
+        endpoint->health->mark_failure(coarse_now(), settings.health_check.interval);
         failed_endpoint = endpoint;
       }
       if (repeatable && --attempts_left > 0) continue;
@@ -1281,7 +1282,7 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
 
   if (upstream_reusable && upstream_) {
     worker_.pool(endpoint.id)
-        .give_back(std::move(upstream_), settings.max_idle_per_endpoint, Clock::now());
+        .give_back(std::move(upstream_), settings.max_idle_per_endpoint, coarse_now());
   } else if (upstream_) {
     upstream_->close();
     upstream_.reset();

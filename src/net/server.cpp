@@ -63,8 +63,9 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
                                   std::size_t listener_index) {
   for (;;) {
     error_code ec;
+    tcp::endpoint remote;  // from accept() itself: no getpeername() per connection
     tcp::socket socket =
-        co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        co_await acceptor.async_accept(remote, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       // Out of descriptors or a transient error: pause briefly rather than spin.
@@ -72,7 +73,7 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    const core::IpAddress peer = peer_address(socket);
+    const core::IpAddress peer = peer_address(remote);
     std::optional<ConnectionLimiter::Slot> slot;
     if (kind != ListenerKind::admin) {
       const auto pinned = worker.pin();

@@ -353,11 +353,8 @@ void Stream::close() {
   socket_.close(ignored);
 }
 
-core::IpAddress peer_address(const tcp::socket& socket) {
-  error_code ec;
-  const auto remote = socket.remote_endpoint(ec);
+core::IpAddress peer_address(const tcp::endpoint& remote) {
   core::IpAddress peer;
-  if (ec) return peer;
   const auto address = remote.address();
   if (address.is_v4()) return core::IpAddress::from_v4(address.to_v4().to_uint());
   const auto v6 = address.to_v6();

@@ -107,7 +107,7 @@ class Stream {
   std::size_t staged_end_ = 0;
 };
 
-// The peer address of a connected socket (IPv4-mapped IPv6 peers are reported as IPv4).
-core::IpAddress peer_address(const tcp::socket& socket);
+// A peer's address as the gateway keys it (IPv4-mapped IPv6 peers are reported as IPv4).
+core::IpAddress peer_address(const tcp::endpoint& remote);
 
 }  // namespace portcullis::net

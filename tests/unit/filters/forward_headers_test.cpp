@@ -107,6 +107,16 @@ TEST(BuildUpstreamRequest, TrustedProxyAppendsToForwardedFor) {
   EXPECT_EQ(count(out, "orwarded-For"), 1u);
 }
 
+TEST(BuildUpstreamRequest, PeerAddressesAreWrittenInTheirUsualForm) {
+  const auto policy = policy_trusting({});
+  for (const char* peer :
+       {"0.0.0.0", "255.10.0.7", "192.0.2.100", "2001:db8::1", "::1", "2001:db8:0:1:1:1:1:1"}) {
+    const auto out = build(policy, get_head({}), ip(peer), true);
+    EXPECT_NE(out.find(std::string("\r\nX-Forwarded-For: ") + peer + "\r\n"), std::string::npos)
+        << out;
+  }
+}
+
 TEST(BuildUpstreamRequest, TrustedProxyWithoutForwardedForSendsPeer) {
   const auto policy = policy_trusting({"10.0.0.0/8"});
   const auto out = build(policy, get_head({}), ip("10.0.0.9"), true);
