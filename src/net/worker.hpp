@@ -83,7 +83,9 @@ struct Worker {
   Services& services;
   RuntimeStore& store;
   const std::atomic<bool>& draining;
-  boost::asio::io_context io{1};
+  // One thread runs it and starts every I/O operation on its sockets (other threads only post
+  // to it), so the per-socket locks are dropped; the scheduler keeps its lock for those posts.
+  boost::asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::vector<boost::asio::ip::tcp::acceptor> acceptors;
   std::unordered_set<ClientConnection*> connections;
   std::thread thread;
