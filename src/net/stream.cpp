@@ -1,7 +1,5 @@
 #include "portcullis/net/stream.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -92,16 +90,73 @@ int Stream::read_input(BIO* bio, char* out, int length) {
   return -1;
 }
 
+// OpenSSL writes through this BIO: straight to the socket, or into held_ while output is held.
+BIO_METHOD* Stream::output_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portcullis output");
+    BIO_meth_set_write(m, [](BIO* bio, const char* data, int length) {
+      return static_cast<Stream*>(BIO_get_data(bio))->write_output(bio, data, length);
+    });
+    BIO_meth_set_ctrl(m, [](BIO*, int command, long, void*) -> long {
+      return command == BIO_CTRL_FLUSH ? 1 : 0;  // every write is sent or deliberately held
+    });
+    BIO_meth_set_create(m, [](BIO* bio) {
+      BIO_set_init(bio, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+int Stream::write_output(BIO* bio, const char* data, int length) {
+  BIO_clear_retry_flags(bio);
+  if (length <= 0) return 0;
+  const auto size = static_cast<std::size_t>(length);
+  if (holding_ && held_.size() + size <= kHeldOutputLimit) {
+    held_.append(data, size);
+    return length;
+  }
+  holding_ = false;  // too much to hold: what is held goes first, then this
+  const int flushed = send_held(0);
+  if (flushed <= 0) {
+    if (flushed == 0) BIO_set_retry_write(bio);
+    return -1;
+  }
+  const ssize_t sent = ::send(socket_.native_handle(), data, size, MSG_NOSIGNAL);
+  if (sent >= 0) return static_cast<int>(sent);
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(bio);
+  return -1;
+}
+
+int Stream::send_held(int flags) {
+  while (held_sent_ < held_.size()) {
+    const ssize_t sent = ::send(socket_.native_handle(), held_.data() + held_sent_,
+                                held_.size() - held_sent_, MSG_NOSIGNAL | flags);
+    if (sent > 0) {
+      held_sent_ += static_cast<std::size_t>(sent);
+    } else if (sent < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    }
+  }
+  std::string().swap(held_);  // its memory goes too
+  held_sent_ = 0;
+  return 1;
+}
+
 void Stream::attach_tls(SSL* ssl) {
   ssl_ = ssl;
   BIO* input = BIO_new(input_method());
-  BIO* output = BIO_new_socket(socket_.native_handle(), BIO_NOCLOSE);
+  BIO* output = BIO_new(output_method());
   if (!input || !output) {
     BIO_free(input);
     BIO_free(output);
     return;  // no BIOs: the handshake fails and the connection closes
   }
   BIO_set_data(input, this);
+  BIO_set_data(output, this);
   SSL_set_bio(ssl_, input, output);
 }
 
@@ -204,7 +259,7 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
     }
     const int ssl_error = SSL_get_error(ssl_, result);
     if (ssl_error == SSL_ERROR_WANT_READ) {
-      release_output();  // the peer may be waiting for it
+      if (output_pending() && (ec = co_await flush_output())) co_return 0;  // the peer may wait
       if ((ec = co_await await_input())) co_return 0;
     } else if (ssl_error == SSL_ERROR_WANT_WRITE) {
       if ((ec = co_await wait(tcp::socket::wait_write))) co_return 0;
@@ -221,7 +276,9 @@ asio::awaitable<error_code> Stream::wait_readable(bool stage) {
     // RELEASE_BUFFERS frees a record buffer only after a read drains it; the handshake and the
     // last response leave them allocated (about 17 KiB each) until then.
     (void)SSL_free_buffers(ssl_);
-    release_output();  // the peer may be waiting for it
+    if (output_pending()) {
+      if (auto ec = co_await flush_output()) co_return ec;  // the peer may be waiting for it
+    }
     // Receiving (rather than waiting for readiness) needs no epoll re-arm and brings the bytes
     // along: the next request costs one system call.
     if (stage && !staged_) staged_ = std::make_unique_for_overwrite<char[]>(kStagedInputBytes);
@@ -320,16 +377,22 @@ bool Stream::peer_closed_or_dirty() {
 }
 
 void Stream::hold_output() {
-  if (output_held_ || !socket_.is_open()) return;
-  const int on = 1;
-  output_held_ = ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0;
+  if (ssl_) holding_ = true;
 }
 
 void Stream::release_output() {
-  if (!output_held_) return;
-  output_held_ = false;
-  const int off = 0;
-  ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+  holding_ = false;
+  if (!held_.empty()) (void)send_held(0);  // a remainder goes before the next write or wait
+}
+
+asio::awaitable<error_code> Stream::flush_output() {
+  holding_ = false;
+  for (;;) {
+    const int flushed = send_held(0);
+    if (flushed > 0) co_return error_code{};
+    if (flushed < 0) co_return error_code(errno, boost::system::system_category());
+    if (auto ec = co_await wait(tcp::socket::wait_write)) co_return ec;
+  }
 }
 
 void Stream::cancel() {
@@ -343,11 +406,14 @@ void Stream::close() {
     SSL_shutdown(ssl_);  // queues close_notify; the socket is non-blocking, so never waits
     ERR_clear_error();
   }
-  if (output_held_ && socket_.is_open()) {
-    // What is held leaves now, close_notify and FIN in the same segment. Sent before the
-    // descriptor closes: closing with unread input resets the connection and drops the queue.
+  holding_ = false;
+  if (!held_.empty() && socket_.is_open()) {
+    // What is held (close_notify included) leaves in one send; MSG_MORE keeps it queued until
+    // shutdown() adds the FIN, so the three share a segment. Sent before the descriptor closes:
+    // closing with unread input resets the connection and drops the queue. Held output is
+    // bounded well below a socket's send buffer, so the send takes it whole.
+    (void)send_held(MSG_MORE);
     ::shutdown(socket_.native_handle(), SHUT_WR);
-    output_held_ = false;
   }
   error_code ignored;
   socket_.close(ignored);

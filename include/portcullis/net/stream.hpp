@@ -1,10 +1,11 @@
 #pragma once
 // One byte stream type for every connection the gateway holds, client or upstream: a TCP socket,
-// optionally with TLS. OpenSSL writes the non-blocking socket itself, and reads it directly too,
-// except for what the reactor received into a small staging buffer on a busy keep-alive
-// connection (one receive per request, no readiness re-arm). With SSL_MODE_RELEASE_BUFFERS an
-// idle TLS connection holds no record buffer, only what OpenSSL keeps. Every operation returns its
-// error as a value; a cancelled socket (deadline reached) returns operation_aborted.
+// optionally with TLS. OpenSSL reads and writes the non-blocking socket directly (through small
+// BIOs of ours), except for what the reactor received into a small staging buffer on a busy
+// keep-alive connection (one receive per request, no readiness re-arm) and output deliberately
+// held to leave in one send (see hold_output). With SSL_MODE_RELEASE_BUFFERS an idle TLS
+// connection holds no record buffer, only what OpenSSL keeps. Every operation returns its error
+// as a value; a cancelled socket (deadline reached) returns operation_aborted.
 
 #include <openssl/ssl.h>
 
@@ -13,6 +14,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -68,12 +70,14 @@ class Stream {
   // must not be reused. Never blocks.
   bool peer_closed_or_dirty();
 
-  // Holds back output that does not fill a TCP segment (TCP_CORK) until release_output(), the
-  // next wait for the peer's input, or close(), so what is written meanwhile leaves in as few
-  // segments as possible. A TLS 1.3 server handshake holds its session ticket this way, so that
-  // a request already sent with the handshake gets ticket and response (and, when the
-  // connection then closes, close_notify and FIN) in one segment.
+  // TLS only: holds what OpenSSL writes (up to kHeldOutputLimit) until release_output(), the
+  // next wait for the peer's input, or close(), and then sends it at once. A TLS 1.3 server
+  // handshake holds its session ticket this way, so that a request sent with the handshake gets
+  // ticket and response in one send (and, when the connection then closes, close_notify and FIN
+  // in the same segment).
   void hold_output();
+  // Stops holding and sends what is held, without waiting; a remainder the socket did not take
+  // goes before the next write or wait.
   void release_output();
 
   // Cancels pending operations (used by deadlines).
@@ -85,6 +89,18 @@ class Stream {
  private:
   asio::awaitable<error_code> wait(tcp::socket::wait_type type);
   error_code tls_error(int ssl_error, int result);
+
+  // TLS output: OpenSSL writes through a BIO (output_method) that sends, or holds into held_.
+  static BIO_METHOD* output_method();
+  int write_output(BIO* bio, const char* data, int length);
+  // Sends held_ from held_sent_: 1 when all went (held_ is then freed), 0 when the socket is
+  // full, -1 on an error.
+  int send_held(int flags);
+  bool output_pending() const { return holding_ || !held_.empty(); }
+  asio::awaitable<error_code> flush_output();
+
+  // A session ticket and a typical response; small enough for any socket's send buffer.
+  static constexpr std::size_t kHeldOutputLimit = 4096;
 
   // TLS input: OpenSSL reads through a BIO (input_method) that serves staged_ first.
   static BIO_METHOD* input_method();
@@ -99,7 +115,9 @@ class Stream {
 
   tcp::socket socket_;
   SSL* ssl_ = nullptr;
-  bool output_held_ = false;
+  bool holding_ = false;
+  std::string held_;  // held TLS output, sent from held_sent_
+  std::size_t held_sent_ = 0;
   bool more_input_ = true;    // the socket may hold unread bytes (not drained by the last read)
   bool input_ended_ = false;  // the peer closed its side: the BIO reports end of stream
   std::unique_ptr<char[]> staged_;  // only on connections that stage input (wait_readable)

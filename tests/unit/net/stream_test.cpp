@@ -70,40 +70,6 @@ T run(asio::io_context& io, asio::awaitable<T> work) {
   return result;
 }
 
-TEST(StreamOutput, HeldOutputLeavesOnReleaseOnly) {
-  asio::io_context io;
-  SocketPair pair(io);
-  Stream stream(std::move(pair.server));
-  stream.hold_output();
-  EXPECT_FALSE(run(io, stream.write_all(std::string_view("first response"))));
-  EXPECT_EQ(receive_now(pair.client), "");  // held: less than a segment, not released
-  stream.release_output();
-  EXPECT_EQ(receive_now(pair.client), "first response");
-  EXPECT_FALSE(run(io, stream.write_all(std::string_view("second"))));
-  EXPECT_EQ(receive_now(pair.client), "second");  // released: written at once
-}
-
-TEST(StreamOutput, CloseSendsWhatIsHeldThenTheEnd) {
-  asio::io_context io;
-  SocketPair pair(io);
-  Stream stream(std::move(pair.server));
-  stream.hold_output();
-  EXPECT_FALSE(run(io, stream.write_all(std::string_view("last response"))));
-  stream.close();
-  pair.client.non_blocking(false);
-  std::string received;
-  char buffer[256];
-  for (;;) {
-    const auto count = ::recv(pair.client.native_handle(), buffer, sizeof buffer, 0);
-    if (count <= 0) {
-      EXPECT_EQ(count, 0);  // an orderly end, not a reset
-      break;
-    }
-    received.append(buffer, static_cast<std::size_t>(count));
-  }
-  EXPECT_EQ(received, "last response");
-}
-
 // As in the gateway's main(): a write to a peer that went away is an error value, not a signal.
 const bool kSigpipeIgnored = std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
 
@@ -204,14 +170,53 @@ class TlsPair : public ::testing::Test {
   std::unique_ptr<Stream> client_;
 };
 
-TEST_F(TlsPair, SessionTicketIsHeldUntilTheFirstResponse) {
-  // The server finished its handshake and wrote its session ticket; the ticket waits.
+TEST_F(TlsPair, SessionTicketAndFirstResponseAreHeldUntilReleased) {
+  // The server finished its handshake and wrote its session ticket; the ticket waits, and so
+  // does the first response written after it.
   EXPECT_EQ(receive_now(client_->socket()), "");
   EXPECT_FALSE(run(io_, server_->write_all(std::string_view("response"))));
+  EXPECT_EQ(receive_now(client_->socket()), "");
   server_->release_output();
   error_code ec;
   EXPECT_EQ(read_exactly(*client_, 8, ec), "response");
   EXPECT_FALSE(ec);
+  // Released: later writes leave at once.
+  EXPECT_FALSE(run(io_, server_->write_all(std::string_view("next"))));
+  EXPECT_EQ(read_exactly(*client_, 4, ec), "next");
+}
+
+TEST_F(TlsPair, CloseSendsWhatIsHeldThenCloseNotify) {
+  EXPECT_FALSE(run(io_, server_->write_all(std::string_view("last response"))));
+  server_->close();
+  error_code ec;
+  EXPECT_EQ(read_exactly(*client_, 13, ec), "last response");
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(read_exactly(*client_, 1, ec), "");
+  EXPECT_EQ(ec, asio::error::eof);  // close_notify came: an orderly end
+}
+
+TEST_F(TlsPair, WaitingForInputSendsWhatIsHeld) {
+  // A response held after the handshake must not wait for the client's next request.
+  EXPECT_FALSE(run(io_, server_->write_all(std::string_view("first"))));
+  asio::co_spawn(
+      io_, [&]() -> asio::awaitable<void> { (void)co_await server_->wait_readable(true); },
+      asio::detached);
+  io_.restart();
+  io_.poll();
+  error_code ec;
+  EXPECT_EQ(read_exactly(*client_, 5, ec), "first");
+}
+
+TEST_F(TlsPair, OutputBeyondTheHoldLimitIsNotHeld) {
+  const std::string large = pattern(64 * 1024);
+  error_code write_result = asio::error::would_block;
+  asio::co_spawn(
+      io_, [&]() -> asio::awaitable<void> { write_result = co_await server_->write_all(large); },
+      asio::detached);
+  error_code ec;
+  EXPECT_EQ(read_exactly(*client_, large.size(), ec), large);
+  EXPECT_FALSE(ec);
+  EXPECT_FALSE(write_result);
 }
 
 TEST_F(TlsPair, LargeMessagesCrossBothWaysIntact) {
