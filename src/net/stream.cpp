@@ -18,6 +18,18 @@ namespace {
 
 constexpr std::size_t kCoalesceLimit = 16 * 1024;
 
+// A BIO type of ours over the stream (BIO data = the Stream); `configure` adds its callbacks.
+template <typename Configure>
+BIO_METHOD* make_bio_method(const char* name, Configure configure) {
+  BIO_METHOD* method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name);
+  BIO_meth_set_create(method, [](BIO* bio) {
+    BIO_set_init(bio, 1);
+    return 1;
+  });
+  configure(method);
+  return method;
+}
+
 }  // namespace
 
 Stream::Stream(tcp::socket socket) : socket_(std::move(socket)) {
@@ -38,8 +50,7 @@ Stream::~Stream() {
 // socket is believed to hold more, straight from the socket. It never waits: "retry" sends the
 // stream to await_input(), which lets the reactor receive (or signal) the next bytes.
 BIO_METHOD* Stream::input_method() {
-  static BIO_METHOD* const method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portcullis input");
+  static BIO_METHOD* const method = make_bio_method("portcullis input", [](BIO_METHOD* m) {
     BIO_meth_set_read(m, [](BIO* bio, char* out, int length) {
       return static_cast<Stream*>(BIO_get_data(bio))->read_input(bio, out, length);
     });
@@ -50,12 +61,7 @@ BIO_METHOD* Stream::input_method() {
       if (command == BIO_CTRL_EOF) return static_cast<Stream*>(BIO_get_data(bio))->input_ended_;
       return 0;
     });
-    BIO_meth_set_create(m, [](BIO* bio) {
-      BIO_set_init(bio, 1);
-      return 1;
-    });
-    return m;
-  }();
+  });
   return method;
 }
 
@@ -92,20 +98,14 @@ int Stream::read_input(BIO* bio, char* out, int length) {
 
 // OpenSSL writes through this BIO: straight to the socket, or into held_ while output is held.
 BIO_METHOD* Stream::output_method() {
-  static BIO_METHOD* const method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portcullis output");
+  static BIO_METHOD* const method = make_bio_method("portcullis output", [](BIO_METHOD* m) {
     BIO_meth_set_write(m, [](BIO* bio, const char* data, int length) {
       return static_cast<Stream*>(BIO_get_data(bio))->write_output(bio, data, length);
     });
     BIO_meth_set_ctrl(m, [](BIO*, int command, long, void*) -> long {
       return command == BIO_CTRL_FLUSH ? 1 : 0;  // every write is sent or deliberately held
     });
-    BIO_meth_set_create(m, [](BIO* bio) {
-      BIO_set_init(bio, 1);
-      return 1;
-    });
-    return m;
-  }();
+  });
   return method;
 }
 
