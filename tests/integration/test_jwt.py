@@ -1278,6 +1278,20 @@ def test_sighup_with_a_broken_jwks_file_keeps_the_old_keys(certs, upstream, gate
 # ---- policy checks ------------------------------------------------------------------------------
 
 
+def check_refuses_provider(certs, upstream, tmp_path, settings):
+    """`portcullis --check` on a policy whose one route uses provider `corp` with `settings`:
+    asserts it is refused (exit 1) and returns what it printed."""
+    policy = base_policy(certs, upstream)
+    policy["jwt_providers"] = {"corp": provider(**settings)}
+    policy["routes"] = [{"name": "api", "match": {"path_prefix": "/api"}, "upstream": "core",
+                         "auth": {"jwt": "corp"}}]
+    path = tmp_path / "policy.yaml"
+    path.write_text(to_yaml(policy))
+    code, output = run_check(str(path))
+    assert code == 1, output
+    return output
+
+
 @pytest.mark.parametrize("case, settings, message", [
     ("alg none", {"algorithms": ["ES256", "none"]}, "'none' is never accepted"),
     ("HMAC mixed with RSA", {"algorithms": ["RS256", "HS256"]}, "mixes HMAC"),
@@ -1289,14 +1303,7 @@ def test_unsafe_provider_settings_are_refused_at_load(certs, upstream, keys, tmp
                                                       settings, message):
     settings = {"jwks_file": keys.jwks, "algorithms": ["ES256"], **settings}
     settings = {k: v for k, v in settings.items() if v is not None}
-    policy = base_policy(certs, upstream)
-    policy["jwt_providers"] = {"corp": provider(**settings)}
-    policy["routes"] = [{"name": "api", "match": {"path_prefix": "/api"}, "upstream": "core",
-                         "auth": {"jwt": "corp"}}]
-    path = tmp_path / "policy.yaml"
-    path.write_text(to_yaml(policy))
-    code, output = run_check(str(path))
-    assert code == 1, output
+    output = check_refuses_provider(certs, upstream, tmp_path, settings)
     assert message in output, output
     assert re.search(r"policy\.yaml:\d+:\d+: ", output), output
 
@@ -1313,12 +1320,5 @@ def test_check_refuses_unusable_key_files(certs, upstream, tmp_path, source, con
     key_file.write_text(content)
     settings = {source: str(key_file),
                 "algorithms": ["HS256"] if source == "secret_file" else ["ES256"]}
-    policy = base_policy(certs, upstream)
-    policy["jwt_providers"] = {"corp": provider(**settings)}
-    policy["routes"] = [{"name": "api", "match": {"path_prefix": "/api"}, "upstream": "core",
-                         "auth": {"jwt": "corp"}}]
-    path = tmp_path / "policy.yaml"
-    path.write_text(to_yaml(policy))
-    code, output = run_check(str(path))
-    assert code == 1, output
+    output = check_refuses_provider(certs, upstream, tmp_path, settings)
     assert message in output and f"jwt_providers.corp.{source}" in output, output

@@ -271,6 +271,19 @@ def head_only(path, length, headers=JSON, extra=()):
             + "\r\n").encode()
 
 
+def assert_refused_on_head(gw, head, status):
+    """Sends only a request head; the gateway answers `status` without waiting for the body and
+    closes the connection."""
+    sock = tls_connect(gw.tls_port)
+    try:
+        send(sock, head)
+        response = read_response(sock, timeout=5)
+        assert_gateway_error(response, status)
+        assert is_closed(sock)
+    finally:
+        sock.close()
+
+
 def padded(document, size):
     """document as JSON followed by whitespace up to exactly `size` bytes (still valid JSON)."""
     text = encode(document)
@@ -566,16 +579,9 @@ def test_wrong_content_type_is_415(gw, upstream, headers):
 
 
 def test_415_answered_before_the_body_is_sent(gw, upstream):
-    sock = tls_connect(gw.tls_port)
-    try:
-        send(sock, head_only("/api/payments", len(VALID_BODY),
-                             headers=[("Content-Type", "text/xml")],
-                             extra=[("Expect", "100-continue")]))
-        response = read_response(sock, timeout=5)
-        assert_gateway_error(response, 415)
-        assert is_closed(sock)
-    finally:
-        sock.close()
+    assert_refused_on_head(gw, head_only("/api/payments", len(VALID_BODY),
+                                         headers=[("Content-Type", "text/xml")],
+                                         extra=[("Expect", "100-continue")]), 415)
     assert_nothing_upstream(upstream)
 
 
@@ -625,25 +631,10 @@ def test_route_with_content_types_but_no_schema_streams_bodies(gw, upstream):
 
 
 def test_content_length_over_route_limit_is_413_before_the_body(gw, upstream):
-    sock = tls_connect(gw.tls_port)
-    try:
-        # Only the head is sent: the answer must not wait for the body.
-        send(sock, head_only("/api/payments", PAYMENTS_LIMIT + 1))
-        response = read_response(sock, timeout=5)
-        assert_gateway_error(response, 413)
-        assert is_closed(sock)
-    finally:
-        sock.close()
+    assert_refused_on_head(gw, head_only("/api/payments", PAYMENTS_LIMIT + 1), 413)
     # With Expect: 100-continue there is no 100 first.
-    sock = tls_connect(gw.tls_port)
-    try:
-        send(sock, head_only("/api/payments", PAYMENTS_LIMIT + 1,
-                             extra=[("Expect", "100-continue")]))
-        response = read_response(sock, timeout=5)
-        assert_gateway_error(response, 413)
-        assert is_closed(sock)
-    finally:
-        sock.close()
+    assert_refused_on_head(gw, head_only("/api/payments", PAYMENTS_LIMIT + 1,
+                                         extra=[("Expect", "100-continue")]), 413)
     assert_nothing_upstream(upstream)
 
 
