@@ -88,6 +88,9 @@ class Stream {
 
  private:
   asio::awaitable<error_code> wait(tcp::socket::wait_type type);
+  // Plain TCP output: sends what the socket takes at once, then waits for it to take the rest.
+  asio::awaitable<error_code> write_plain(std::span<const std::string_view> pieces);
+  static constexpr std::size_t kMaxPlainPieces = 8;
   error_code tls_error(int ssl_error, int result);
 
   // TLS output: OpenSSL writes through a BIO (output_method) that sends, or holds into held_.

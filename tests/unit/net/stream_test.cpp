@@ -65,6 +65,28 @@ T run(asio::io_context& io, asio::awaitable<T> work) {
   return result;
 }
 
+// Bytes whose order shows: a lost, repeated or reordered piece changes what arrives.
+std::string pattern(std::size_t size) {
+  std::string text(size, '\0');
+  for (std::size_t i = 0; i < size; ++i)
+    text[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+  return text;
+}
+
+// Reads from `stream` until `size` bytes came or the stream ended; `ec` is how it ended.
+std::string read_exactly(asio::io_context& io, Stream& stream, std::size_t size, error_code& ec) {
+  return run(io, [&]() -> asio::awaitable<std::string> {
+    std::string out;
+    std::vector<char> buffer(16 * 1024);
+    while (out.size() < size) {
+      const auto count = co_await stream.read_some(std::span(buffer.data(), buffer.size()), ec);
+      if (ec) break;
+      out.append(buffer.data(), count);
+    }
+    co_return out;
+  }());
+}
+
 // As in the gateway's main(): a write to a peer that went away is an error value, not a signal.
 const bool kSigpipeIgnored = std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
 
@@ -136,25 +158,8 @@ class TlsPair : public ::testing::Test {
     ASSERT_FALSE(client_result) << client_result.message();
   }
 
-  // Reads until `size` bytes came or the stream ended; `ec` is how it ended.
   std::string read_exactly(Stream& stream, std::size_t size, error_code& ec) {
-    return run(io_, [&]() -> asio::awaitable<std::string> {
-      std::string out;
-      std::vector<char> buffer(16 * 1024);
-      while (out.size() < size) {
-        const auto count = co_await stream.read_some(std::span(buffer.data(), buffer.size()), ec);
-        if (ec) break;
-        out.append(buffer.data(), count);
-      }
-      co_return out;
-    }());
-  }
-
-  static std::string pattern(std::size_t size) {
-    std::string text(size, '\0');
-    for (std::size_t i = 0; i < size; ++i)
-      text[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
-    return text;
+    return net::read_exactly(io_, stream, size, ec);
   }
 
   TlsFiles files_;
@@ -272,6 +277,53 @@ TEST_F(TlsPair, AnEndWithoutCloseNotifyIsNotAnOrderlyEnd) {
   EXPECT_EQ(read_exactly(*server_, 1, ec), "");
   EXPECT_TRUE(ec);
   EXPECT_NE(ec, asio::error::eof);
+}
+
+// Plain TCP, as an upstream connection without TLS: the socket takes what it can at once and
+// the rest after waiting. Far more than the loopback socket buffers hold, so the writer must
+// wait; every piece arrives whole and in order.
+TEST(PlainStream, PiecesBeyondTheSocketBuffersArriveInOrder) {
+  asio::io_context io;
+  SocketPair pair(io);
+  Stream writer(std::move(pair.client));
+  Stream reader(std::move(pair.server));
+  ASSERT_TRUE(kSigpipeIgnored);
+  const std::string large = pattern(24 * 1024 * 1024 + 5);
+  const std::string_view pieces[] = {"head:", "", large, ":tail"};
+  error_code write_result = asio::error::would_block;
+  bool written = false;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        write_result = co_await writer.write_all(pieces);
+        written = true;
+      },
+      asio::detached);
+  io.poll();
+  EXPECT_FALSE(written);  // the socket could not take it all without a reader
+  error_code ec;
+  const std::string expected = "head:" + large + ":tail";
+  EXPECT_TRUE(read_exactly(io, reader, expected.size(), ec) == expected);
+  EXPECT_FALSE(ec);
+  io.restart();
+  io.run();
+  EXPECT_TRUE(written);
+  EXPECT_FALSE(write_result);
+}
+
+TEST(PlainStream, AWriteToAClosedPeerFails) {
+  asio::io_context io;
+  SocketPair pair(io);
+  Stream writer(std::move(pair.client));
+  ASSERT_TRUE(kSigpipeIgnored);
+  error_code ignored;
+  pair.server.close(ignored);
+  const std::string data = pattern(64 * 1024);
+  // The first send may still be accepted; the peer's reset fails a later one.
+  error_code result;
+  for (int attempt = 0; attempt < 50 && !result; ++attempt)
+    result = run(io, writer.write_all(std::string_view(data)));
+  EXPECT_TRUE(result);
 }
 
 }  // namespace
