@@ -186,8 +186,21 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   asio::awaitable<bool> send_request(const Runtime& runtime, const config::Upstream& settings,
                                      std::size_t head_bytes, bool dechunked, Failure& failure,
                                      bool& client_broken);
+  asio::awaitable<bool> stream_request_body(const Runtime& runtime,
+                                            const config::Upstream& settings,
+                                            std::uint64_t remaining, Failure& failure,
+                                            bool& client_broken);
+  asio::awaitable<bool> stream_chunked_request(const Runtime& runtime,
+                                               const config::Upstream& settings,
+                                               std::string_view buffered, std::size_t& consumed,
+                                               Failure& failure, bool& client_broken);
+  asio::awaitable<bool> read_response_head(const config::Upstream& settings, Failure& failure);
   asio::awaitable<bool> relay_response(const Runtime& runtime, const config::Upstream& settings,
                                        const EndpointRuntime& endpoint);
+  asio::awaitable<bool> relay_response_body(const config::Upstream& settings,
+                                            std::uint64_t remaining);
+  asio::awaitable<bool> relay_reframed_body(const config::Upstream& settings, std::string_view body,
+                                            bool chunk_to_client, bool& upstream_reusable);
   asio::awaitable<void> send_local(int status, Reason reason, bool close,
                                    std::span<const filters::ExtraHeader> extra = {},
                                    std::string_view body = {});
@@ -976,7 +989,6 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
                                                      const config::Upstream& settings,
                                                      std::size_t head_bytes, bool dechunked,
                                                      Failure& failure, bool& client_broken) {
-  const auto& limits = runtime.policy->server.limits;
   ensure_io_buffer();
   const std::string_view buffered(in_.get() + head_bytes, in_size_ - head_bytes);
   std::size_t consumed = head_bytes;
@@ -1000,80 +1012,19 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
       co_return false;
     }
     consumed += first.size();
-    std::uint64_t remaining = ex_->head.content_length - first.size();
-    while (remaining > 0) {
-      set_deadline(Phase::body, limits.body_timeout);
-      error_code ec;
-      const auto want =
-          static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
-      const auto n = co_await client_.read_some(std::span(io_.get(), want), ec);
-      if (ec) {
-        client_broken = true;
-        if (expired_ == Phase::body) co_await send_local(408, Reason::body_timeout, true);
-        co_return false;
-      }
-      const std::string_view piece(io_.get(), n);
-      if (co_await write_upstream(std::span(&piece, 1), settings)) {
-        failure = upstream_write_failed;
-        co_return false;
-      }
-      remaining -= n;
-    }
+    const std::uint64_t remaining = ex_->head.content_length - first.size();
+    if (remaining > 0 &&
+        !co_await stream_request_body(runtime, settings, remaining, failure, client_broken))
+      co_return false;
   } else if (ex_->head.framing == BodyFraming::chunked) {
     const std::string_view head_piece = ex_->out;
     if (co_await write_upstream(std::span(&head_piece, 1), settings)) {
       failure = upstream_write_failed;
       co_return false;
     }
-    ex_->chunked.reset();
-    std::string_view input = buffered;
-    bool from_in = true;
-    for (;;) {
-      const auto step = ex_->chunked.step(input);
-      input.remove_prefix(step.consumed);
-      if (from_in) consumed += step.consumed;
-      if (step.error != Reason::none) {
-        client_broken = true;
-        co_await send_local(400, step.error, true);
-        co_return false;
-      }
-      if (ex_->chunked.payload_bytes() > ex_->body_limit) {
-        client_broken = true;
-        co_await send_local(413, Reason::body_too_large, true);
-        co_return false;
-      }
-      if (!step.data.empty()) {
-        char size_line[24];
-        const auto size_length = http::format_chunk_size(step.data.size(), size_line);
-        const std::string_view pieces[] = {std::string_view(size_line, size_length), step.data,
-                                           "\r\n"};
-        if (co_await write_upstream(pieces, settings)) {
-          failure = upstream_write_failed;
-          co_return false;
-        }
-      }
-      if (step.done) {
-        if (!from_in) ex_->pipelined_tail.assign(input);  // the next request's first bytes
-        const std::string_view last = "0\r\n\r\n";
-        if (co_await write_upstream(std::span(&last, 1), settings)) {
-          failure = upstream_write_failed;
-          co_return false;
-        }
-        break;
-      }
-      if (input.empty()) {
-        set_deadline(Phase::body, limits.body_timeout);
-        error_code ec;
-        const auto n = co_await client_.read_some(std::span(io_.get(), kIoBufferBytes), ec);
-        if (ec) {
-          client_broken = true;
-          if (expired_ == Phase::body) co_await send_local(408, Reason::body_timeout, true);
-          co_return false;
-        }
-        input = std::string_view(io_.get(), n);
-        from_in = false;
-      }
-    }
+    if (!co_await stream_chunked_request(runtime, settings, buffered, consumed, failure,
+                                         client_broken))
+      co_return false;
   } else {
     const std::string_view head_piece = ex_->out;
     if (co_await write_upstream(std::span(&head_piece, 1), settings)) {
@@ -1094,8 +1045,98 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
   }
   ex_->record.bytes_in = head_bytes + body_bytes;
   ex_->record.upstream_sent = Clock::now();
+  co_return co_await read_response_head(settings, failure);
+}
 
-  // Response head.
+// The rest of a Content-Length body, from the client to the upstream through io_.
+asio::awaitable<bool> ClientConnection::stream_request_body(const Runtime& runtime,
+                                                            const config::Upstream& settings,
+                                                            std::uint64_t remaining,
+                                                            Failure& failure, bool& client_broken) {
+  const auto& limits = runtime.policy->server.limits;
+  while (remaining > 0) {
+    set_deadline(Phase::body, limits.body_timeout);
+    error_code ec;
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
+    const auto n = co_await client_.read_some(std::span(io_.get(), want), ec);
+    if (ec) {
+      client_broken = true;
+      if (expired_ == Phase::body) co_await send_local(408, Reason::body_timeout, true);
+      co_return false;
+    }
+    const std::string_view piece(io_.get(), n);
+    if (co_await write_upstream(std::span(&piece, 1), settings)) {
+      failure = {502, Reason::upstream_reset};
+      co_return false;
+    }
+    remaining -= n;
+  }
+  co_return true;
+}
+
+// A chunked body the client is still sending: decoded, checked against the limits and
+// re-chunked towards the upstream as it arrives. `buffered` is what arrived with the head; what
+// of it the body used is added to `consumed`.
+asio::awaitable<bool> ClientConnection::stream_chunked_request(
+    const Runtime& runtime, const config::Upstream& settings, std::string_view buffered,
+    std::size_t& consumed, Failure& failure, bool& client_broken) {
+  const auto& limits = runtime.policy->server.limits;
+  const Failure upstream_write_failed{502, Reason::upstream_reset};
+  ex_->chunked.reset();
+  std::string_view input = buffered;
+  bool from_in = true;
+  for (;;) {
+    const auto step = ex_->chunked.step(input);
+    input.remove_prefix(step.consumed);
+    if (from_in) consumed += step.consumed;
+    if (step.error != Reason::none) {
+      client_broken = true;
+      co_await send_local(400, step.error, true);
+      co_return false;
+    }
+    if (ex_->chunked.payload_bytes() > ex_->body_limit) {
+      client_broken = true;
+      co_await send_local(413, Reason::body_too_large, true);
+      co_return false;
+    }
+    if (!step.data.empty()) {
+      char size_line[24];
+      const auto size_length = http::format_chunk_size(step.data.size(), size_line);
+      const std::string_view pieces[] = {std::string_view(size_line, size_length), step.data,
+                                         "\r\n"};
+      if (co_await write_upstream(pieces, settings)) {
+        failure = upstream_write_failed;
+        co_return false;
+      }
+    }
+    if (step.done) {
+      if (!from_in) ex_->pipelined_tail.assign(input);  // the next request's first bytes
+      const std::string_view last = "0\r\n\r\n";
+      if (co_await write_upstream(std::span(&last, 1), settings)) {
+        failure = upstream_write_failed;
+        co_return false;
+      }
+      break;
+    }
+    if (input.empty()) {
+      set_deadline(Phase::body, limits.body_timeout);
+      error_code ec;
+      const auto n = co_await client_.read_some(std::span(io_.get(), kIoBufferBytes), ec);
+      if (ec) {
+        client_broken = true;
+        if (expired_ == Phase::body) co_await send_local(408, Reason::body_timeout, true);
+        co_return false;
+      }
+      input = std::string_view(io_.get(), n);
+      from_in = false;
+    }
+  }
+  co_return true;
+}
+
+// Reads the upstream's response head into io_ (interim 1xx responses are skipped).
+asio::awaitable<bool> ClientConnection::read_response_head(const config::Upstream& settings,
+                                                           Failure& failure) {
   ex_->response_parser.reset();
   ex_->response.clear();
   io_size_ = 0;
@@ -1213,71 +1254,10 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
     upstream_reusable = upstream_reusable && first.size() == body.size();
     const std::string_view pieces[] = {ex_->out, first};
     if (co_await write_client(pieces)) co_return false;
-    std::uint64_t remaining = content_length - first.size();
-    while (remaining > 0) {
-      set_deadline(Phase::upstream_io, settings.response_timeout);
-      error_code ec;
-      const auto want =
-          static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
-      const auto n = co_await upstream_->read_some(std::span(io_.get(), want), ec);
-      if (ec) co_return false;  // the client sees a truncated body and a closed connection
-      const std::string_view piece(io_.get(), n);
-      if (co_await write_client(std::span(&piece, 1))) co_return false;
-      remaining -= n;
-    }
-  } else {
-    // chunked or until_close from the upstream: decode and re-frame towards the client.
-    const bool upstream_chunked = ex_->response.framing == BodyFraming::chunked;
-    ex_->chunked.reset();
-    std::string_view input = body;
-    bool head_written = false;
-    for (;;) {
-      std::string_view data;
-      bool done = false;
-      if (upstream_chunked) {
-        const auto step = ex_->chunked.step(input);
-        input.remove_prefix(step.consumed);
-        if (step.error != Reason::none) co_return false;
-        data = step.data;
-        done = step.done;
-      } else {
-        data = input;
-        input = {};
-      }
-      if (!data.empty() || !head_written) {
-        char size_line[24];
-        std::size_t size_length = 0;
-        if (chunk_to_client && !data.empty())
-          size_length = http::format_chunk_size(data.size(), size_line);
-        const std::string_view pieces[] = {
-            head_written ? std::string_view() : std::string_view(ex_->out),
-            std::string_view(size_line, size_length), data,
-            chunk_to_client && !data.empty() ? "\r\n" : ""};
-        head_written = true;
-        if (co_await write_client(pieces)) co_return false;
-      }
-      if (done) {
-        upstream_reusable = upstream_reusable && input.empty();
-        break;
-      }
-      if (input.empty()) {
-        set_deadline(Phase::upstream_io, settings.response_timeout);
-        error_code ec;
-        const auto n = co_await upstream_->read_some(std::span(io_.get(), kIoBufferBytes), ec);
-        if (ec) {
-          if (!upstream_chunked && ec == asio::error::eof) {
-            upstream_reusable = false;
-            break;  // until_close: the close is the end of the body
-          }
-          co_return false;
-        }
-        input = std::string_view(io_.get(), n);
-      }
-    }
-    if (chunk_to_client) {
-      const std::string_view last = "0\r\n\r\n";
-      if (co_await write_client(std::span(&last, 1))) co_return false;
-    }
+    const std::uint64_t remaining = content_length - first.size();
+    if (remaining > 0 && !co_await relay_response_body(settings, remaining)) co_return false;
+  } else if (!co_await relay_reframed_body(settings, body, chunk_to_client, upstream_reusable)) {
+    co_return false;
   }
 
   if (upstream_reusable && upstream_) {
@@ -1288,6 +1268,85 @@ asio::awaitable<bool> ClientConnection::relay_response(const Runtime& runtime,
     upstream_.reset();
   }
   co_return !close;
+}
+
+// The rest of a Content-Length response body, from the upstream to the client through io_.
+// False when either side failed: the client then sees a truncated body and a closed connection.
+asio::awaitable<bool> ClientConnection::relay_response_body(const config::Upstream& settings,
+                                                            std::uint64_t remaining) {
+  while (remaining > 0) {
+    set_deadline(Phase::upstream_io, settings.response_timeout);
+    error_code ec;
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
+    const auto n = co_await upstream_->read_some(std::span(io_.get(), want), ec);
+    if (ec) co_return false;
+    const std::string_view piece(io_.get(), n);
+    if (co_await write_client(std::span(&piece, 1))) co_return false;
+    remaining -= n;
+  }
+  co_return true;
+}
+
+// A chunked or until-close response: the head (in ex_->out) and the body decoded and re-framed
+// towards the client, chunked when `chunk_to_client`, else ended by closing. `body` is what
+// arrived with the head. Clears `upstream_reusable` when the upstream connection cannot carry
+// another request.
+asio::awaitable<bool> ClientConnection::relay_reframed_body(const config::Upstream& settings,
+                                                            std::string_view body,
+                                                            bool chunk_to_client,
+                                                            bool& upstream_reusable) {
+  const bool upstream_chunked = ex_->response.framing == BodyFraming::chunked;
+  ex_->chunked.reset();
+  std::string_view input = body;
+  bool head_written = false;
+  for (;;) {
+    std::string_view data;
+    bool done = false;
+    if (upstream_chunked) {
+      const auto step = ex_->chunked.step(input);
+      input.remove_prefix(step.consumed);
+      if (step.error != Reason::none) co_return false;
+      data = step.data;
+      done = step.done;
+    } else {
+      data = input;
+      input = {};
+    }
+    if (!data.empty() || !head_written) {
+      char size_line[24];
+      std::size_t size_length = 0;
+      if (chunk_to_client && !data.empty())
+        size_length = http::format_chunk_size(data.size(), size_line);
+      const std::string_view pieces[] = {
+          head_written ? std::string_view() : std::string_view(ex_->out),
+          std::string_view(size_line, size_length), data,
+          chunk_to_client && !data.empty() ? "\r\n" : ""};
+      head_written = true;
+      if (co_await write_client(pieces)) co_return false;
+    }
+    if (done) {
+      upstream_reusable = upstream_reusable && input.empty();
+      break;
+    }
+    if (input.empty()) {
+      set_deadline(Phase::upstream_io, settings.response_timeout);
+      error_code ec;
+      const auto n = co_await upstream_->read_some(std::span(io_.get(), kIoBufferBytes), ec);
+      if (ec) {
+        if (!upstream_chunked && ec == asio::error::eof) {
+          upstream_reusable = false;
+          break;  // until_close: the close is the end of the body
+        }
+        co_return false;
+      }
+      input = std::string_view(io_.get(), n);
+    }
+  }
+  if (chunk_to_client) {
+    const std::string_view last = "0\r\n\r\n";
+    if (co_await write_client(std::span(&last, 1))) co_return false;
+  }
+  co_return true;
 }
 
 // ---- plain-HTTP listeners ---------------------------------------------------------------------
