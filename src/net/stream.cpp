@@ -231,12 +231,18 @@ asio::awaitable<error_code> Stream::handshake() {
   }
 }
 
+// Not a coroutine itself: plain TCP hands back the socket's own awaitable, which saves a
+// coroutine frame per read (the error handler assigns `ec` either way).
 asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_code& ec) {
-  ec = {};
   if (!ssl_) {
-    co_return co_await socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
-                                               asio::redirect_error(asio::use_awaitable, ec));
+    return socket_.async_read_some(asio::buffer(buffer.data(), buffer.size()),
+                                   asio::redirect_error(asio::use_awaitable, ec));
   }
+  return read_some_tls(buffer, ec);
+}
+
+asio::awaitable<std::size_t> Stream::read_some_tls(std::span<char> buffer, error_code& ec) {
+  ec = {};
   // The error queue is kept empty (every failure path clears it), so SSL_get_error can be
   // trusted without clearing before each call: that costs a thread-local lookup per record.
   for (;;) {
@@ -271,24 +277,29 @@ asio::awaitable<std::size_t> Stream::read_some(std::span<char> buffer, error_cod
   }
 }
 
+// Not a coroutine itself on the common path (nothing buffered, nothing to flush): it hands back
+// await_input()'s awaitable, which saves a coroutine frame per request.
 asio::awaitable<error_code> Stream::wait_readable(bool stage) {
-  if (ssl_) {
-    if (has_buffered_input()) co_return error_code{};
-    // RELEASE_BUFFERS frees a record buffer only after a read drains it; the handshake and the
-    // last response leave them allocated (about 17 KiB each) until then.
-    (void)SSL_free_buffers(ssl_);
-    if (output_pending()) {
-      if (auto ec = co_await flush_output()) co_return ec;  // the peer may be waiting for it
-    }
-    // Receiving (rather than waiting for readiness) needs no epoll re-arm and brings the bytes
-    // along: the next request costs one system call.
-    if (stage && !staged_) staged_ = std::make_unique_for_overwrite<char[]>(kStagedInputBytes);
-    co_return co_await await_input();
-  }
-  error_code ec;
-  co_await socket_.async_wait(tcp::socket::wait_read,
-                              asio::redirect_error(asio::use_awaitable, ec));
-  co_return ec;
+  if (!ssl_) return wait(tcp::socket::wait_read);
+  if (has_buffered_input() || output_pending()) return flush_then_wait_readable(stage);
+  prepare_input_wait(stage);
+  return await_input();
+}
+
+asio::awaitable<error_code> Stream::flush_then_wait_readable(bool stage) {
+  if (has_buffered_input()) co_return error_code{};
+  if (auto ec = co_await flush_output()) co_return ec;  // the peer may be waiting for it
+  prepare_input_wait(stage);
+  co_return co_await await_input();
+}
+
+void Stream::prepare_input_wait(bool stage) {
+  // RELEASE_BUFFERS frees a record buffer only after a read drains it; the handshake and the
+  // last response leave them allocated (about 17 KiB each) until then.
+  (void)SSL_free_buffers(ssl_);
+  // Receiving (rather than waiting for readiness) needs no epoll re-arm and brings the bytes
+  // along: the next request costs one system call.
+  if (stage && !staged_) staged_ = std::make_unique_for_overwrite<char[]>(kStagedInputBytes);
 }
 
 bool Stream::has_buffered_input() const {
@@ -296,7 +307,7 @@ bool Stream::has_buffered_input() const {
 }
 
 asio::awaitable<error_code> Stream::write_all(std::string_view data) {
-  if (!ssl_) co_return co_await write_plain(std::span(&data, 1));
+  if (!ssl_) co_return co_await write_all(std::span(&data, 1));
   while (!data.empty()) {
     const int chunk = static_cast<int>(std::min<std::size_t>(data.size(), 1 << 30));
     const int result = SSL_write(ssl_, data.data(), chunk);
@@ -322,7 +333,26 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
     total += piece.size();
   if (total == 0) co_return error_code{};
   if (!ssl_) {
-    if (pieces.size() <= kMaxPlainPieces) co_return co_await write_plain(pieces);
+    if (pieces.size() <= kMaxPlainPieces) {
+      error_code ec;
+      std::size_t sent = send_now(pieces, ec);
+      if (ec) co_return ec;
+      // What the socket did not take waits until it can.
+      std::array<asio::const_buffer, kMaxPlainPieces> rest;
+      std::size_t rest_count = 0;
+      for (const auto piece : pieces) {
+        if (sent >= piece.size()) {
+          sent -= piece.size();
+          continue;
+        }
+        rest[rest_count++] = asio::buffer(piece.data() + sent, piece.size() - sent);
+        sent = 0;
+      }
+      if (rest_count == 0) co_return error_code{};
+      co_await asio::async_write(socket_, std::span(rest.data(), rest_count),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_return ec;
+    }
   } else if (pieces.size() == 1) {
     co_return co_await write_all(pieces.front());
   } else if (total <= kCoalesceLimit) {
@@ -355,45 +385,24 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
 }
 
 // The socket nearly always takes a request or response whole: sending it here, rather than
-// through an asynchronous write, spares a trip through the reactor's queue. Only a remainder
-// waits for the socket.
-asio::awaitable<error_code> Stream::write_plain(std::span<const std::string_view> pieces) {
+// through an asynchronous write, spares a trip through the reactor's queue.
+std::size_t Stream::send_now(std::span<const std::string_view> pieces, error_code& ec) {
   std::array<iovec, kMaxPlainPieces> vectors;
   std::size_t count = 0;
   for (const auto piece : pieces) {
-    if (piece.empty()) continue;
-    vectors[count++] = iovec{const_cast<char*>(piece.data()), piece.size()};
+    if (!piece.empty()) vectors[count++] = iovec{const_cast<char*>(piece.data()), piece.size()};
   }
   msghdr message{};
   message.msg_iov = vectors.data();
   message.msg_iovlen = count;
-  std::size_t sent = 0;
   for (;;) {
-    const ssize_t result = ::sendmsg(socket_.native_handle(), &message, MSG_NOSIGNAL);
-    if (result >= 0) {
-      sent = static_cast<std::size_t>(result);
-      break;
-    }
+    const ssize_t sent = ::sendmsg(socket_.native_handle(), &message, MSG_NOSIGNAL);
+    if (sent >= 0) return static_cast<std::size_t>(sent);
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    co_return error_code(errno, boost::system::system_category());
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      ec = error_code(errno, boost::system::system_category());
+    return 0;
   }
-  std::array<asio::const_buffer, kMaxPlainPieces> rest;
-  std::size_t rest_count = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    if (sent >= vectors[i].iov_len) {
-      sent -= vectors[i].iov_len;
-      continue;
-    }
-    rest[rest_count++] = asio::buffer(static_cast<const char*>(vectors[i].iov_base) + sent,
-                                      vectors[i].iov_len - sent);
-    sent = 0;
-  }
-  if (rest_count == 0) co_return error_code{};
-  error_code ec;
-  co_await asio::async_write(socket_, std::span(rest.data(), rest_count),
-                             asio::redirect_error(asio::use_awaitable, ec));
-  co_return ec;
 }
 
 bool Stream::peer_closed_or_dirty() {

@@ -88,8 +88,14 @@ class Stream {
 
  private:
   asio::awaitable<error_code> wait(tcp::socket::wait_type type);
-  // Plain TCP output: sends what the socket takes at once, then waits for it to take the rest.
-  asio::awaitable<error_code> write_plain(std::span<const std::string_view> pieces);
+  asio::awaitable<std::size_t> read_some_tls(std::span<char> buffer, error_code& ec);
+  // wait_readable() when TLS input is buffered or output must be flushed first.
+  asio::awaitable<error_code> flush_then_wait_readable(bool stage);
+  // Before a TLS wait for input: OpenSSL's record buffers go, the staging buffer comes.
+  void prepare_input_wait(bool stage);
+  // Plain TCP output: sends what the socket takes at once (up to kMaxPlainPieces pieces, without
+  // waiting) and returns how many bytes that was; write_all() waits for the rest.
+  std::size_t send_now(std::span<const std::string_view> pieces, error_code& ec);
   static constexpr std::size_t kMaxPlainPieces = 8;
   error_code tls_error(int ssl_error, int result);
 
