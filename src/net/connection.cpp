@@ -171,7 +171,6 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   // ---- phases ----
 
-  asio::awaitable<bool> handle_request();
   asio::awaitable<bool> process_request();
   asio::awaitable<bool> authenticate(const Runtime& runtime, const filters::RouteAuthRule& rule,
                                      const config::Route& route, bool close,
@@ -354,7 +353,14 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
       if (ec || worker_.draining.load(std::memory_order_relaxed)) break;
     }
     pinned_ = worker_.pin();  // the snapshot this request keeps to its end
-    const bool keep = co_await handle_request();
+    ensure_exchange();
+    ex_->record = Exchange::Record{};
+    ex_->record.started = Clock::now();
+    ex_->consume_after = 0;
+    const bool keep = co_await process_request();
+    finish_record();
+    // Only now may the request's bytes go: its head (method, path) was in use until here.
+    if (keep) consume_input(ex_->consume_after);
     served_request_ = true;
     idle_since_ = coarse_now();
     if (!keep) break;
@@ -528,18 +534,6 @@ asio::awaitable<bool> ClientConnection::read_head(const Runtime& runtime,
     }
     in_size_ += n;
   }
-}
-
-asio::awaitable<bool> ClientConnection::handle_request() {
-  ensure_exchange();
-  ex_->record = Exchange::Record{};
-  ex_->record.started = Clock::now();
-  ex_->consume_after = 0;
-  const bool keep_alive = co_await process_request();
-  finish_record();
-  // Only now may the request's bytes go: its head (method, path) was in use until here.
-  if (keep_alive) consume_input(ex_->consume_after);
-  co_return keep_alive;
 }
 
 void ClientConnection::finish_record() {
