@@ -373,7 +373,7 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
 // An idle connection gives up its coroutine: what is left is the connection object, its timer
 // and one readiness callback, so a parked connection costs about 0.7 KiB beside OpenSSL's own.
 void ClientConnection::park(config::Duration remaining) {
-  client_.release_input_buffer();
+  client_.release_buffers();
   set_deadline(Phase::idle, remaining);
   idle_ = true;
   client_.socket().async_wait(tcp::socket::wait_read,

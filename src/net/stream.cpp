@@ -186,10 +186,14 @@ asio::awaitable<error_code> Stream::await_input() {
   co_return error_code{};
 }
 
-void Stream::release_input_buffer() {
+void Stream::release_buffers() {
   if (staged_ && staged_begin_ >= staged_end_) {
     staged_.reset();
     staged_begin_ = staged_end_ = 0;
+  }
+  if (ssl_) {
+    SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    (void)SSL_free_buffers(ssl_);  // keeps a buffer that still holds unread input
   }
 }
 
@@ -294,12 +298,19 @@ asio::awaitable<error_code> Stream::flush_then_wait_readable(bool stage) {
 }
 
 void Stream::prepare_input_wait(bool stage) {
-  // RELEASE_BUFFERS frees a record buffer only after a read drains it; the handshake and the
-  // last response leave them allocated (about 17 KiB each) until then.
-  (void)SSL_free_buffers(ssl_);
+  if (!stage) {
+    // RELEASE_BUFFERS frees a record buffer only after a read drains it; the handshake leaves
+    // them allocated (about 17 KiB each) until then.
+    (void)SSL_free_buffers(ssl_);
+    return;
+  }
+  // A busy connection keeps OpenSSL's two record buffers between requests: freeing and
+  // allocating them again for every request costs more than parsing the request. They go in
+  // release_buffers(), when the connection parks.
+  SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   // Receiving (rather than waiting for readiness) needs no epoll re-arm and brings the bytes
   // along: the next request costs one system call.
-  if (stage && !staged_) staged_ = std::make_unique_for_overwrite<char[]>(kStagedInputBytes);
+  if (!staged_) staged_ = std::make_unique_for_overwrite<char[]>(kStagedInputBytes);
 }
 
 bool Stream::has_buffered_input() const {

@@ -3,9 +3,10 @@
 // optionally with TLS. OpenSSL reads and writes the non-blocking socket directly (through small
 // BIOs of ours), except for what the reactor received into a small staging buffer on a busy
 // keep-alive connection (one receive per request, no readiness re-arm) and output deliberately
-// held to leave in one send (see hold_output). With SSL_MODE_RELEASE_BUFFERS an idle TLS
-// connection holds no record buffer, only what OpenSSL keeps. Every operation returns its error
-// as a value; a cancelled socket (deadline reached) returns operation_aborted.
+// held to leave in one send (see hold_output). An idle TLS connection holds no record buffer,
+// only what OpenSSL keeps (SSL_MODE_RELEASE_BUFFERS, and release_buffers() once a busy one goes
+// idle). Every operation returns its error as a value; a cancelled socket (deadline reached)
+// returns operation_aborted.
 
 #include <openssl/ssl.h>
 
@@ -51,14 +52,16 @@ class Stream {
   asio::awaitable<std::size_t> read_some(std::span<char> buffer, error_code& ec);
 
   // Waits until the peer sent something (or closed). Returns immediately when TLS already holds
-  // input. While it waits, OpenSSL's record buffers are given back, so an idle TLS connection
-  // holds none. With `stage` (a connection expecting its next request soon), TLS receives into
-  // a small staging buffer instead of waiting for readiness: no epoll re-arm, and a typical
-  // request arrives with one system call. The buffer stays until release_input_buffer().
+  // input. Without `stage`, OpenSSL's record buffers are given back while it waits, so an idle
+  // TLS connection holds none. With `stage` (a busy connection expecting its next request
+  // soon), TLS keeps its record buffers and receives into a small staging buffer instead of
+  // waiting for readiness: no epoll re-arm, no buffers freed and allocated again, and a typical
+  // request arrives with one system call. These buffers stay until release_buffers().
   asio::awaitable<error_code> wait_readable(bool stage = false);
 
-  // Gives the staging buffer back (when it holds nothing), e.g. before a long idle wait.
-  void release_input_buffer();
+  // Gives the staging buffer and OpenSSL's record buffers back (those that hold nothing), e.g.
+  // before a long idle wait.
+  void release_buffers();
 
   // Writes all of `data`.
   asio::awaitable<error_code> write_all(std::string_view data);

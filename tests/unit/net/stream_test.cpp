@@ -2,6 +2,7 @@
 // the reactor and read straight from the socket, and how the end of a TLS stream is reported.
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -255,6 +256,26 @@ TEST_F(TlsPair, WaitReadableReturnsWhenARequestArrivesAndItReadsWhole) {
   error_code ec;
   EXPECT_EQ(read_exactly(*server_, 14, ec), "GET / HTTP/1.1");
   EXPECT_FALSE(ec);
+}
+
+TEST_F(TlsPair, ABusyConnectionKeepsItsRecordBuffersUntilReleased) {
+  // Two request/response exchanges as a keep-alive connection has them; then the connection
+  // goes idle and gives OpenSSL's record buffers (about 17 KiB each) back.
+  error_code ec;
+  for (int exchange = 0; exchange < 2; ++exchange) {
+    EXPECT_FALSE(run(io_, client_->write_all(std::string_view("GET / HTTP/1.1"))));
+    EXPECT_FALSE(run(io_, server_->wait_readable(true)));
+    EXPECT_EQ(read_exactly(*server_, 14, ec), "GET / HTTP/1.1");
+    EXPECT_FALSE(run(io_, server_->write_all(std::string_view("HTTP/1.1 200 OK"))));
+    server_->release_output();
+    EXPECT_EQ(read_exactly(*client_, 15, ec), "HTTP/1.1 200 OK");
+  }
+  const auto allocated = [] { return ::mallinfo2().uordblks; };
+  const std::size_t busy = allocated();
+  server_->release_buffers();
+  const std::size_t idle = allocated();
+  ASSERT_GT(busy, idle);
+  EXPECT_GE(busy - idle, 32u * 1024);  // both record buffers, not only the staging buffer
 }
 
 TEST_F(TlsPair, CloseNotifyEndsTheStreamCleanly) {
