@@ -87,6 +87,9 @@ struct Failure {
   Reason reason = Reason::none;
 };
 
+// The upstream connection broke while the request was being sent.
+constexpr Failure kUpstreamWriteFailed{502, Reason::upstream_reset};
+
 }  // namespace
 
 // The state of one request/response exchange. Connections borrow one from a per-thread pool
@@ -986,14 +989,13 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
   ensure_io_buffer();
   const std::string_view buffered(in_.get() + head_bytes, in_size_ - head_bytes);
   std::size_t consumed = head_bytes;
-  const Failure upstream_write_failed{502, Reason::upstream_reset};
 
   if (dechunked) {
     // The whole (validated) body was buffered: head and payload in one write.
     ex_->pieces.assign(1, std::string_view(ex_->out));
     ex_->pieces.insert(ex_->pieces.end(), ex_->dechunked.begin(), ex_->dechunked.end());
     if (co_await write_upstream(ex_->pieces, settings)) {
-      failure = upstream_write_failed;
+      failure = kUpstreamWriteFailed;
       co_return false;
     }
     consumed += ex_->dechunked_consumed;
@@ -1002,7 +1004,7 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
         buffered.substr(0, std::min<std::uint64_t>(buffered.size(), ex_->head.content_length));
     const std::string_view pieces[] = {ex_->out, first};
     if (co_await write_upstream(pieces, settings)) {
-      failure = upstream_write_failed;
+      failure = kUpstreamWriteFailed;
       co_return false;
     }
     consumed += first.size();
@@ -1013,7 +1015,7 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
   } else if (ex_->head.framing == BodyFraming::chunked) {
     const std::string_view head_piece = ex_->out;
     if (co_await write_upstream(std::span(&head_piece, 1), settings)) {
-      failure = upstream_write_failed;
+      failure = kUpstreamWriteFailed;
       co_return false;
     }
     if (!co_await stream_chunked_request(runtime, settings, buffered, consumed, failure,
@@ -1022,7 +1024,7 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
   } else {
     const std::string_view head_piece = ex_->out;
     if (co_await write_upstream(std::span(&head_piece, 1), settings)) {
-      failure = upstream_write_failed;
+      failure = kUpstreamWriteFailed;
       co_return false;
     }
   }
@@ -1060,7 +1062,7 @@ asio::awaitable<bool> ClientConnection::stream_request_body(const Runtime& runti
     }
     const std::string_view piece(io_.get(), n);
     if (co_await write_upstream(std::span(&piece, 1), settings)) {
-      failure = {502, Reason::upstream_reset};
+      failure = kUpstreamWriteFailed;
       co_return false;
     }
     remaining -= n;
@@ -1075,7 +1077,6 @@ asio::awaitable<bool> ClientConnection::stream_chunked_request(
     const Runtime& runtime, const config::Upstream& settings, std::string_view buffered,
     std::size_t& consumed, Failure& failure, bool& client_broken) {
   const auto& limits = runtime.policy->server.limits;
-  const Failure upstream_write_failed{502, Reason::upstream_reset};
   ex_->chunked.reset();
   std::string_view input = buffered;
   bool from_in = true;
@@ -1099,7 +1100,7 @@ asio::awaitable<bool> ClientConnection::stream_chunked_request(
       const std::string_view pieces[] = {std::string_view(size_line, size_length), step.data,
                                          "\r\n"};
       if (co_await write_upstream(pieces, settings)) {
-        failure = upstream_write_failed;
+        failure = kUpstreamWriteFailed;
         co_return false;
       }
     }
@@ -1107,7 +1108,7 @@ asio::awaitable<bool> ClientConnection::stream_chunked_request(
       if (!from_in) ex_->pipelined_tail.assign(input);  // the next request's first bytes
       const std::string_view last = "0\r\n\r\n";
       if (co_await write_upstream(std::span(&last, 1), settings)) {
-        failure = upstream_write_failed;
+        failure = kUpstreamWriteFailed;
         co_return false;
       }
       break;

@@ -94,7 +94,8 @@ class Stream {
   asio::awaitable<std::size_t> read_some_tls(std::span<char> buffer, error_code& ec);
   // wait_readable() when TLS input is buffered or output must be flushed first.
   asio::awaitable<error_code> flush_then_wait_readable(bool stage);
-  // Before a TLS wait for input: OpenSSL's record buffers go, the staging buffer comes.
+  // Before a TLS wait for input: OpenSSL's record buffers go, or, with `stage`, they stay and the
+  // staging buffer comes.
   void prepare_input_wait(bool stage);
   // Plain TCP output: sends what the socket takes at once (up to kMaxPlainPieces pieces, without
   // waiting) and returns how many bytes that was; write_all() waits for the rest.
