@@ -119,32 +119,30 @@ int Stream::write_output(BIO* bio, const char* data, int length) {
     return length;
   }
   holding_ = false;  // too much to hold: what is held goes first, then this
-  const int flushed = send_held(0);
-  if (flushed <= 0) {
-    if (flushed == 0) BIO_set_retry_write(bio);
+  error_code ec;
+  std::size_t sent = 0;
+  if (send_held(0, ec)) {
+    const std::string_view piece(data, size);
+    sent = send_now(std::span(&piece, 1), ec);
+  }
+  if (ec) return -1;
+  if (sent == 0) {
+    BIO_set_retry_write(bio);  // the socket is full
     return -1;
   }
-  const ssize_t sent = ::send(socket_.native_handle(), data, size, MSG_NOSIGNAL);
-  if (sent >= 0) return static_cast<int>(sent);
-  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(bio);
-  return -1;
+  return static_cast<int>(sent);
 }
 
-int Stream::send_held(int flags) {
+bool Stream::send_held(int flags, error_code& ec) {
   while (held_sent_ < held_.size()) {
-    const ssize_t sent = ::send(socket_.native_handle(), held_.data() + held_sent_,
-                                held_.size() - held_sent_, MSG_NOSIGNAL | flags);
-    if (sent > 0) {
-      held_sent_ += static_cast<std::size_t>(sent);
-    } else if (sent < 0 && errno == EINTR) {
-      continue;
-    } else {
-      return sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-    }
+    const std::string_view rest(held_.data() + held_sent_, held_.size() - held_sent_);
+    const std::size_t sent = send_now(std::span(&rest, 1), ec, flags);
+    if (sent == 0) return false;  // the socket is full, or `ec` says what failed
+    held_sent_ += sent;
   }
   std::string().swap(held_);  // its memory goes too
   held_sent_ = 0;
-  return 1;
+  return true;
 }
 
 void Stream::attach_tls(SSL* ssl) {
@@ -395,9 +393,10 @@ asio::awaitable<error_code> Stream::write_all(std::span<const std::string_view> 
   co_return error_code{};
 }
 
-// The socket nearly always takes a request or response whole: sending it here, rather than
-// through an asynchronous write, spares a trip through the reactor's queue.
-std::size_t Stream::send_now(std::span<const std::string_view> pieces, error_code& ec) {
+// Used for TLS records (write_output, send_held) and plain TCP alike. The socket nearly always
+// takes a request or response whole: sending it here, rather than through an asynchronous write,
+// spares a trip through the reactor's queue.
+std::size_t Stream::send_now(std::span<const std::string_view> pieces, error_code& ec, int flags) {
   std::array<iovec, kMaxPlainPieces> vectors;
   std::size_t count = 0;
   for (const auto piece : pieces) {
@@ -407,7 +406,7 @@ std::size_t Stream::send_now(std::span<const std::string_view> pieces, error_cod
   message.msg_iov = vectors.data();
   message.msg_iovlen = count;
   for (;;) {
-    const ssize_t sent = ::sendmsg(socket_.native_handle(), &message, MSG_NOSIGNAL);
+    const ssize_t sent = ::sendmsg(socket_.native_handle(), &message, MSG_NOSIGNAL | flags);
     if (sent >= 0) return static_cast<std::size_t>(sent);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -432,16 +431,17 @@ void Stream::hold_output() {
 
 void Stream::release_output() {
   holding_ = false;
-  if (!held_.empty()) (void)send_held(0);  // a remainder goes before the next write or wait
+  error_code ignored;
+  if (!held_.empty())
+    (void)send_held(0, ignored);  // a remainder goes before the next write or wait
 }
 
 asio::awaitable<error_code> Stream::flush_output() {
   holding_ = false;
   for (;;) {
-    const int flushed = send_held(0);
-    if (flushed > 0) co_return error_code{};
-    if (flushed < 0) co_return error_code(errno, boost::system::system_category());
-    if (auto ec = co_await wait(tcp::socket::wait_write)) co_return ec;
+    error_code ec;
+    if (send_held(0, ec) || ec) co_return ec;
+    if ((ec = co_await wait(tcp::socket::wait_write))) co_return ec;
   }
 }
 
@@ -462,7 +462,8 @@ void Stream::close() {
     // shutdown() adds the FIN, so the three share a segment. Sent before the descriptor closes:
     // closing with unread input resets the connection and drops the queue. Held output is
     // bounded well below a socket's send buffer, so the send takes it whole.
-    (void)send_held(MSG_MORE);
+    error_code ignored;
+    (void)send_held(MSG_MORE, ignored);
     ::shutdown(socket_.native_handle(), SHUT_WR);
   }
   error_code ignored;

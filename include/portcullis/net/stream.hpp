@@ -97,18 +97,19 @@ class Stream {
   // Before a TLS wait for input: OpenSSL's record buffers go, or, with `stage`, they stay and the
   // staging buffer comes.
   void prepare_input_wait(bool stage);
-  // Plain TCP output: sends what the socket takes at once (up to kMaxPlainPieces pieces, without
-  // waiting) and returns how many bytes that was; write_all() waits for the rest.
-  std::size_t send_now(std::span<const std::string_view> pieces, error_code& ec);
+  // Every send of ours: what the socket takes at once of up to kMaxPlainPieces pieces, without
+  // waiting; returns how many bytes that was (0 when the socket is full, or on an error, which
+  // goes to `ec`). For plain TCP, write_all() waits for the rest.
+  std::size_t send_now(std::span<const std::string_view> pieces, error_code& ec, int flags = 0);
   static constexpr std::size_t kMaxPlainPieces = 8;
   error_code tls_error(int ssl_error, int result);
 
   // TLS output: OpenSSL writes through a BIO (output_method) that sends, or holds into held_.
   static BIO_METHOD* output_method();
   int write_output(BIO* bio, const char* data, int length);
-  // Sends held_ from held_sent_: 1 when all went (held_ is then freed), 0 when the socket is
-  // full, -1 on an error.
-  int send_held(int flags);
+  // Sends held_ from held_sent_: true when all went (held_ is then freed); false when the socket
+  // is full or, with `ec` set, on an error.
+  bool send_held(int flags, error_code& ec);
   bool output_pending() const { return holding_ || !held_.empty(); }
   asio::awaitable<error_code> flush_output();
 
