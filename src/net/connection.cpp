@@ -188,6 +188,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   asio::awaitable<bool> send_request(const Runtime& runtime, const config::Upstream& settings,
                                      std::size_t head_bytes, bool dechunked, Failure& failure,
                                      bool& client_broken);
+  asio::awaitable<std::size_t> read_request_body(const Runtime& runtime, std::size_t want,
+                                                 bool& client_broken);
   asio::awaitable<bool> stream_request_body(const Runtime& runtime,
                                             const config::Upstream& settings,
                                             std::uint64_t remaining, Failure& failure,
@@ -1044,22 +1046,29 @@ asio::awaitable<bool> ClientConnection::send_request(const Runtime& runtime,
   co_return co_await read_response_head(settings, failure);
 }
 
+// The next piece of a request body (at most `want` bytes, into io_) under the body deadline.
+// 0 when the client failed or went silent (then answered 408); `client_broken` is then set.
+asio::awaitable<std::size_t> ClientConnection::read_request_body(const Runtime& runtime,
+                                                                 std::size_t want,
+                                                                 bool& client_broken) {
+  set_deadline(Phase::body, runtime.policy->server.limits.body_timeout);
+  error_code ec;
+  const auto n = co_await client_.read_some(std::span(io_.get(), want), ec);
+  if (!ec) co_return n;
+  client_broken = true;
+  if (expired_ == Phase::body) co_await send_local(408, Reason::body_timeout, true);
+  co_return 0;
+}
+
 // The rest of a Content-Length body, from the client to the upstream through io_.
 asio::awaitable<bool> ClientConnection::stream_request_body(const Runtime& runtime,
                                                             const config::Upstream& settings,
                                                             std::uint64_t remaining,
                                                             Failure& failure, bool& client_broken) {
-  const auto& limits = runtime.policy->server.limits;
   while (remaining > 0) {
-    set_deadline(Phase::body, limits.body_timeout);
-    error_code ec;
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
-    const auto n = co_await client_.read_some(std::span(io_.get(), want), ec);
-    if (ec) {
-      client_broken = true;
-      if (expired_ == Phase::body) co_await send_local(408, Reason::body_timeout, true);
-      co_return false;
-    }
+    const std::size_t n = co_await read_request_body(runtime, want, client_broken);
+    if (n == 0) co_return false;
     const std::string_view piece(io_.get(), n);
     if (co_await write_upstream(std::span(&piece, 1), settings)) {
       failure = kUpstreamWriteFailed;
@@ -1076,7 +1085,6 @@ asio::awaitable<bool> ClientConnection::stream_request_body(const Runtime& runti
 asio::awaitable<bool> ClientConnection::stream_chunked_request(
     const Runtime& runtime, const config::Upstream& settings, std::string_view buffered,
     std::size_t& consumed, Failure& failure, bool& client_broken) {
-  const auto& limits = runtime.policy->server.limits;
   ex_->chunked.reset();
   std::string_view input = buffered;
   bool from_in = true;
@@ -1114,14 +1122,8 @@ asio::awaitable<bool> ClientConnection::stream_chunked_request(
       break;
     }
     if (input.empty()) {
-      set_deadline(Phase::body, limits.body_timeout);
-      error_code ec;
-      const auto n = co_await client_.read_some(std::span(io_.get(), kIoBufferBytes), ec);
-      if (ec) {
-        client_broken = true;
-        if (expired_ == Phase::body) co_await send_local(408, Reason::body_timeout, true);
-        co_return false;
-      }
+      const std::size_t n = co_await read_request_body(runtime, kIoBufferBytes, client_broken);
+      if (n == 0) co_return false;
       input = std::string_view(io_.get(), n);
       from_in = false;
     }
