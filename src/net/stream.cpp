@@ -400,6 +400,7 @@ std::size_t Stream::send_now(std::span<const std::string_view> pieces, error_cod
   std::array<iovec, kMaxPlainPieces> vectors;
   std::size_t count = 0;
   for (const auto piece : pieces) {
+    if (count == vectors.size()) break;  // a partial send: the caller sends the rest
     if (!piece.empty()) vectors[count++] = iovec{const_cast<char*>(piece.data()), piece.size()};
   }
   msghdr message{};
