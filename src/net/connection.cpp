@@ -347,7 +347,8 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
       set_deadline(Phase::idle, may_park ? kParkAfter : idle_timeout);
       idle_ = true;
       // A connection that has carried a request is likely to carry the next one soon: it
-      // stages input (one receive per request); a fresh one keeps no buffer while it waits.
+      // stages input (the reactor receives the request); a fresh one keeps no buffer while it
+      // waits.
       const auto ec = co_await client_.wait_readable(served_request_);
       idle_ = false;
       if (ec && may_park && expired_ == Phase::idle &&

@@ -307,7 +307,7 @@ void Stream::prepare_input_wait(bool stage) {
   // release_buffers(), when the connection parks.
   SSL_clear_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   // Receiving (rather than waiting for readiness) needs no epoll re-arm and brings the bytes
-  // along: the next request costs one system call.
+  // along with the wake-up.
   if (!staged_) staged_ = std::make_unique_for_overwrite<char[]>(kStagedInputBytes);
 }
 

@@ -2,11 +2,11 @@
 // One byte stream type for every connection the gateway holds, client or upstream: a TCP socket,
 // optionally with TLS. OpenSSL reads and writes the non-blocking socket directly (through small
 // BIOs of ours), except for what the reactor received into a small staging buffer on a busy
-// keep-alive connection (one receive per request, no readiness re-arm) and output deliberately
-// held to leave in one send (see hold_output). An idle TLS connection holds no record buffer,
-// only what OpenSSL keeps (SSL_MODE_RELEASE_BUFFERS, and release_buffers() once a busy one goes
-// idle). Every operation returns its error as a value; a cancelled socket (deadline reached)
-// returns operation_aborted.
+// keep-alive connection (no readiness re-arm, the request comes with the wake-up) and output
+// deliberately held to leave in one send (see hold_output). An idle TLS connection holds no
+// record buffer, only what OpenSSL keeps (SSL_MODE_RELEASE_BUFFERS, and release_buffers() once a
+// busy one goes idle). Every operation returns its error as a value; a cancelled socket (deadline
+// reached) returns operation_aborted.
 
 #include <openssl/ssl.h>
 
@@ -56,7 +56,8 @@ class Stream {
   // TLS connection holds none. With `stage` (a busy connection expecting its next request
   // soon), TLS keeps its record buffers and receives into a small staging buffer instead of
   // waiting for readiness: no epoll re-arm, no buffers freed and allocated again, and a typical
-  // request arrives with one system call. These buffers stay until release_buffers().
+  // request arrives in one receive. (Boost.Asio 1.81 also tries a receive as each wait starts;
+  // right after a response that one finds nothing.) These buffers stay until release_buffers().
   asio::awaitable<error_code> wait_readable(bool stage = false);
 
   // Gives the staging buffer and OpenSSL's record buffers back (those that hold nothing), e.g.
