@@ -5,7 +5,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev \
       libssl-dev libyaml-cpp-dev libhiredis-dev prometheus-cpp-dev libspdlog-dev libfmt-dev \
-      libre2-dev libgtest-dev libgmock-dev libbenchmark-dev \
+      libre2-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
