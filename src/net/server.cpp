@@ -233,6 +233,8 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
         route.auth ? std::make_unique<filters::RouteAuthRule>(
                          *runtime->jwt_providers[route.auth->provider_index].gate, *route.auth)
                    : nullptr);
+    runtime->route_phases.push_back(
+        filters::phases_for(route, runtime->route_rules.back() != nullptr));
   }
   for (const auto& listener : policy->server.listen) {
     ListenerRuntime compiled;

@@ -65,6 +65,8 @@ class RouteAuthRule {
   const JwtProviderGate& gate() const { return gate_; }
   JwtVerdict check(const http::RequestHead& head, auth::VerifiedTokenCache& cache,
                    std::chrono::system_clock::time_point now) const;
+  // The route's scopes and claims against an authenticated principal (none = allowed).
+  core::Reason authorize(const auth::Principal& principal) const;
 
  private:
   const JwtProviderGate& gate_;

@@ -10,7 +10,9 @@
 
 #include "portcullis/auth/token_cache.hpp"
 #include "portcullis/config/policy.hpp"
+#include "portcullis/core/clock.hpp"
 #include "portcullis/filters/jwt_auth.hpp"
+#include "portcullis/filters/request_phases.hpp"
 #include "portcullis/filters/router.hpp"
 #include "portcullis/http/request_parser.hpp"
 #include "portcullis/net/connection_limiter.hpp"
@@ -31,8 +33,9 @@ struct Services {
   upstream::EndpointRegistry endpoints;
   ConnectionLimiter connections;
   obs::Metrics metrics;
-  auth::VerifiedTokenCache token_cache;  // keyed by token hash, settings and key set
-  JwksRegistry remote_keys;              // key sets fetched from jwks_url, by URL
+  auth::VerifiedTokenCache token_cache;              // keyed by token hash, settings and key set
+  JwksRegistry remote_keys;                          // key sets fetched from jwks_url, by URL
+  const core::Clock* clock = &core::system_clock();  // tests of time-driven logic inject theirs
 };
 
 struct EndpointRuntime {
@@ -71,6 +74,7 @@ struct Runtime {
   std::vector<std::unique_ptr<filters::RouteAuthRule>> route_auth;  // by route; null = none
   std::vector<std::string> claim_headers;  // every forward_claims header: gateway-owned
   std::vector<std::unique_ptr<validate::RequestRules>> route_rules;  // by route; null = none
+  std::vector<std::vector<filters::RequestPhase>> route_phases;      // by route, in order
   const obs::RouteMetrics* unmatched_metrics = nullptr;
 
   explicit Runtime(std::shared_ptr<const config::Policy> p);
