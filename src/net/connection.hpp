@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "portcullis/core/clock.hpp"
 #include "portcullis/core/errors.hpp"
 #include "portcullis/filters/forward_headers.hpp"
 #include "portcullis/filters/request_ctx.hpp"
@@ -35,10 +36,7 @@ constexpr config::Duration kParkAfter = std::chrono::milliseconds(100);
 // fraction of a precise reading (kept for measured durations). Same epoch as steady_clock
 // (CLOCK_MONOTONIC), so the two compare.
 inline Clock::time_point coarse_now() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(
-      std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec)));
+  return core::SystemClock().monotonic();
 }
 
 inline bool is_idempotent(std::string_view method) {

@@ -82,15 +82,16 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
     for (;;) {
       const auto step = probe.step(input);
       input.remove_prefix(step.consumed);
-      if (step.error != Reason::none) {
-        co_await send_local(400, step.error, true);
-        co_return false;
+      if (step.error != Reason::none || payload + step.data.size() > ex_->body_limit) {
+        if (step.error != Reason::none) {
+          ex_->reply.set(400, step.error);
+        } else {
+          ex_->reply.set(413, Reason::body_too_large);
+        }
+        ex_->reply.close = true;
+        co_return co_await answer_locally();
       }
       payload += step.data.size();
-      if (payload > ex_->body_limit) {
-        co_await send_local(413, Reason::body_too_large, true);
-        co_return false;
-      }
       if (!step.data.empty()) ex_->dechunked.push_back(step.data);
       if (step.done) {
         upstream_framing = payload ? BodyFraming::content_length : BodyFraming::none;
@@ -170,11 +171,8 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
     co_return co_await relay_response(runtime, settings, *endpoint);
   }
   // No upstream connection could be had; the request body (if any) was never read.
-  const bool close = has_body || !ex_->head.keep_alive;
-  co_await send_local(failure.status, failure.reason, close);
-  if (close) co_return false;
-  ex_->consume_after = head_bytes;
-  co_return true;
+  ex_->reply.set(failure.status, failure.reason);
+  co_return co_await answer_locally();
 }
 
 // Sends the head and streams the body, then reads the upstream's response head into io_.

@@ -19,7 +19,7 @@ constexpr auto kFetchTimeout = std::chrono::seconds(10);
 asio::awaitable<void> refresh(Worker& worker, std::shared_ptr<RemoteJwks> remote,
                               std::string ca_file) {
   const auto load = co_await fetch_jwks(worker.io, remote->url, ca_file, kFetchTimeout);
-  remote->schedule.record_attempt(std::chrono::system_clock::now());
+  remote->schedule.record_attempt(worker.services.clock->wall());
   if (!remote->keys->offer(load)) {
     const auto pinned = worker.pin();
     std::string errors;
@@ -43,7 +43,7 @@ asio::awaitable<void> run_jwks_refresh(Worker& worker) {
   asio::steady_timer tick(worker.io);
   while (!worker.draining.load(std::memory_order_relaxed)) {
     const auto pinned = worker.pin();
-    const auto now = std::chrono::system_clock::now();
+    const auto now = worker.services.clock->wall();
     const auto& policy = *pinned->runtime->policy;
     for (std::size_t i = 0; i < pinned->runtime->jwt_providers.size(); ++i) {
       const auto& remote = pinned->runtime->jwt_providers[i].remote;

@@ -179,7 +179,7 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
       if (fetch_remote_keys && !keys->current()) {
         const auto load =
             fetch_jwks_now(provider.jwks_url, provider.jwks_ca_file, std::chrono::seconds(5));
-        compiled.remote->schedule.record_attempt(std::chrono::system_clock::now());
+        compiled.remote->schedule.record_attempt(services.clock->wall());
         if (!keys->offer(load) && warnings) {
           warnings->push_back(at(provider, "jwks_url") + "first fetch failed: " +
                               (load.errors.empty() ? "no usable key" : load.errors.front()));
