@@ -221,7 +221,7 @@ void ClientConnection::begin_request() {
   ex_->claim_headers.clear();
   ex_->subject.clear();
   ex_->token_hash.clear();
-  ex_->token_cache_hit = false;
+  ex_->jwt = {};
   ex_->report_only = false;
   ex_->reply.set(0, Reason::none);
   ex_->record = filters::RequestCtx::Record{};
@@ -326,6 +326,7 @@ void ClientConnection::finish_record() {
       ex_->route ? runtime.route_metrics[ex_->route_index] : runtime.unmatched_metrics;
   route_metrics->observe(ex_->record.status, seconds, ex_->record.upstream_seconds);
   auto& metrics = worker_.services.metrics;
+  if (ex_->jwt.checked) metrics.jwt_verification(ex_->jwt.result, ex_->jwt.cache_hit);
   if (ex_->record.reason != Reason::none) {
     metrics.rejection(ex_->record.reason);
     switch (ex_->record.reason) {

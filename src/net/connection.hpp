@@ -13,7 +13,7 @@
 #include "portcullis/core/clock.hpp"
 #include "portcullis/core/errors.hpp"
 #include "portcullis/filters/forward_headers.hpp"
-#include "portcullis/filters/request_ctx.hpp"
+#include "portcullis/filters/request_chain.hpp"
 #include "portcullis/filters/response_headers.hpp"
 #include "portcullis/http/chunked.hpp"
 #include "portcullis/http/path.hpp"
@@ -109,7 +109,6 @@ struct Exchange : filters::RequestCtx {
   bool body_buffered = false;
   std::string pipelined_tail;     // bytes of the next request read while reading this one's body
   std::size_t body_consumed = 0;  // input bytes that body took (after the head)
-  bool token_cache_hit = false;
 };
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
@@ -149,11 +148,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   // ---- phases ----
 
   asio::awaitable<bool> process_request();
-  filters::Verdict run_phase(const Runtime& runtime, filters::RequestPhase phase);
   asio::awaitable<bool> answer_locally();
-  filters::Verdict authenticate(const Runtime& runtime);
-  filters::Verdict authorize(const Runtime& runtime);
-  filters::Verdict refuse_invalid(const validate::Verdict& verdict);
   void finish_record();
   asio::awaitable<bool> read_head(const Runtime& runtime, http::ParseResult& parsed);
   asio::awaitable<bool> forward(const Runtime& runtime, const config::Route& route,

@@ -5,7 +5,6 @@
 // returns next or respond; the local reply is sent in one place, answer_locally().
 
 #include "connection.hpp"
-#include "portcullis/auth/bearer.hpp"
 
 namespace portcullis::net {
 
@@ -46,9 +45,10 @@ asio::awaitable<bool> ClientConnection::process_request() {
   ex_->body_limit = runtime.route_rules[decision.route_index]
                         ? runtime.route_rules[decision.route_index]->max_body_bytes()
                         : policy.server.limits.max_body_bytes;
-  for (const filters::RequestPhase phase : runtime.route_phases[decision.route_index]) {
-    if (run_phase(runtime, phase) == filters::Verdict::respond) co_return co_await answer_locally();
-  }
+  filters::ChainServices services{worker_.services.token_cache, *worker_.services.clock};
+  if (filters::run_request_chain(*ex_, runtime.route_chains[decision.route_index], services) ==
+      filters::Verdict::respond)
+    co_return co_await answer_locally();
   if (ex_->head.framing == BodyFraming::content_length &&
       ex_->head.content_length > ex_->body_limit) {
     ex_->reply.set(413, Reason::body_too_large);
@@ -70,42 +70,10 @@ asio::awaitable<bool> ClientConnection::process_request() {
       co_return co_await answer_locally();
     }
     ex_->body_buffered = true;  // the whole body is read: a refusal can keep the connection
-    if (refuse_invalid(rules->check_body(ex_->body)) == filters::Verdict::respond)
+    if (filters::refuse_invalid(*ex_, rules->check_body(ex_->body)) == filters::Verdict::respond)
       co_return co_await answer_locally();
   }
   co_return co_await forward(runtime, *decision.route, ex_->head_bytes);
-}
-
-filters::Verdict ClientConnection::run_phase(const Runtime& runtime, filters::RequestPhase phase) {
-  using filters::RequestPhase;
-  using filters::Verdict;
-  switch (phase) {
-    case RequestPhase::request_rules: {
-      const auto& rules = *runtime.route_rules[ex_->route_index];
-      const bool has_body = ex_->head.framing != BodyFraming::none;
-      const auto content_type = find_header_value(ex_->head.headers, "Content-Type");
-      const auto length = ex_->head.framing == BodyFraming::content_length
-                              ? std::optional<std::uint64_t>(ex_->head.content_length)
-                              : std::nullopt;
-      // "Content-Length: 0" is a body too (an empty one), even though nothing follows the head.
-      const auto verdict = refuse_invalid(rules.check_head(
-          content_type,
-          ex_->head.declares_body && !has_body ? std::optional<std::uint64_t>(0) : length,
-          ex_->head.declares_body));
-      ex_->reply.close = true;
-      return verdict;
-    }
-    case RequestPhase::jwt:
-      return authenticate(runtime);
-    case RequestPhase::revocation:
-      return Verdict::next;
-    case RequestPhase::authorize:
-      return authorize(runtime);
-    case RequestPhase::ip_limits:
-    case RequestPhase::user_limits:
-      return Verdict::next;
-  }
-  return Verdict::next;
 }
 
 // Sends the local reply a phase made; returns whether the connection carries on. A request
@@ -123,62 +91,6 @@ asio::awaitable<bool> ClientConnection::answer_locally() {
   if (close || !sent) co_return false;
   ex_->consume_after = ex_->head_bytes + (ex_->body_buffered ? ex_->body_consumed : 0);
   co_return true;
-}
-
-// ---- authentication ---------------------------------------------------------------------------
-
-// Finds and verifies the route's token. A refusal (401) carries the RFC 6750 challenge; with
-// enforce: false it is only recorded and the request goes on without claim headers.
-filters::Verdict ClientConnection::authenticate(const Runtime& runtime) {
-  const auto& rule = *runtime.route_auth[ex_->route_index];
-  const auto now = worker_.services.clock->wall();
-  auto verdict = rule.gate().authenticate(ex_->head, worker_.services.token_cache, now);
-  ex_->subject = verdict.subject;
-  ex_->token_hash = verdict.token_hash;
-  ex_->token_cache_hit = verdict.cache_hit;
-  if (verdict.ok()) {
-    ex_->principal = std::move(verdict.principal);
-    return filters::Verdict::next;
-  }
-  worker_.services.metrics.jwt_verification(verdict.reason, verdict.cache_hit);
-  if (verdict.reason == Reason::jwt_unknown_kid) {
-    // A new signing key may have been published: ask for an early refetch (rate-limited).
-    const auto& remote = runtime.jwt_providers[ex_->route->auth->provider_index].remote;
-    if (remote && remote->schedule.claim_unknown_kid_refetch(now)) remote->refetch_wanted = true;
-  }
-  const auto answer = ex_->refuse(verdict.status, verdict.reason);
-  if (answer == filters::Verdict::respond)
-    ex_->reply.add_header("WWW-Authenticate", verdict.www_authenticate);
-  return answer;
-}
-
-// The route's scopes and claims (403 with an insufficient_scope challenge), then the claim
-// headers the provider forwards.
-filters::Verdict ClientConnection::authorize(const Runtime& runtime) {
-  if (!ex_->principal) return filters::Verdict::next;  // refused, report-only: no claims
-  const auto& rule = *runtime.route_auth[ex_->route_index];
-  const Reason reason = rule.authorize(*ex_->principal);
-  worker_.services.metrics.jwt_verification(reason, ex_->token_cache_hit);
-  if (reason == Reason::none) {
-    rule.gate().claim_headers(*ex_->principal, ex_->claim_headers);
-    return filters::Verdict::next;
-  }
-  const auto answer = ex_->refuse(auth::auth_failure_status(reason), reason);
-  if (answer == filters::Verdict::respond)
-    ex_->reply.add_header("WWW-Authenticate", auth::www_authenticate(reason));
-  return answer;
-}
-
-// ---- validation -------------------------------------------------------------------------------
-
-// A failed validation verdict as a reply (415, 413, or 400 with the JSON pointer), or with
-// enforce: false only recorded.
-filters::Verdict ClientConnection::refuse_invalid(const validate::Verdict& verdict) {
-  if (verdict.ok()) return filters::Verdict::next;
-  const auto answer = ex_->refuse(verdict.status, verdict.reason);
-  if (answer == filters::Verdict::respond && verdict.status == 400)
-    ex_->reply.body = validate::invalid_body_response(ex_->request_id, verdict.pointer);
-  return answer;
 }
 
 }  // namespace portcullis::net

@@ -233,8 +233,17 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
         route.auth ? std::make_unique<filters::RouteAuthRule>(
                          *runtime->jwt_providers[route.auth->provider_index].gate, *route.auth)
                    : nullptr);
-    runtime->route_phases.push_back(
-        filters::phases_for(route, runtime->route_rules.back() != nullptr));
+    filters::RouteChain chain;
+    chain.rules = runtime->route_rules.back().get();
+    chain.auth = runtime->route_auth.back().get();
+    chain.phases = filters::phases_for(route, chain.rules != nullptr);
+    if (route.auth) {
+      if (const auto& remote = runtime->jwt_providers[route.auth->provider_index].remote) {
+        chain.key_schedule = &remote->schedule;
+        chain.key_refetch_wanted = &remote->refetch_wanted;
+      }
+    }
+    runtime->route_chains.push_back(std::move(chain));
   }
   for (const auto& listener : policy->server.listen) {
     ListenerRuntime compiled;

@@ -99,6 +99,11 @@ struct RequestCtx {
   std::vector<std::pair<std::string, std::string>> claim_headers;  // verified claims to add
   std::string subject;     // of the request's verified token, for logs
   std::string token_hash;  // short hash of the request's token, for logs
+  struct JwtOutcome {
+    bool checked = false;  // the route verified a token (counted in the metrics)
+    bool cache_hit = false;
+    core::Reason result = core::Reason::none;
+  } jwt;
   bool report_only = false;
 
   LocalReply reply;

@@ -12,7 +12,7 @@
 #include "portcullis/config/policy.hpp"
 #include "portcullis/core/clock.hpp"
 #include "portcullis/filters/jwt_auth.hpp"
-#include "portcullis/filters/request_phases.hpp"
+#include "portcullis/filters/request_chain.hpp"
 #include "portcullis/filters/router.hpp"
 #include "portcullis/http/request_parser.hpp"
 #include "portcullis/net/connection_limiter.hpp"
@@ -74,7 +74,7 @@ struct Runtime {
   std::vector<std::unique_ptr<filters::RouteAuthRule>> route_auth;  // by route; null = none
   std::vector<std::string> claim_headers;  // every forward_claims header: gateway-owned
   std::vector<std::unique_ptr<validate::RequestRules>> route_rules;  // by route; null = none
-  std::vector<std::vector<filters::RequestPhase>> route_phases;      // by route, in order
+  std::vector<filters::RouteChain> route_chains;                     // by route
   const obs::RouteMetrics* unmatched_metrics = nullptr;
 
   explicit Runtime(std::shared_ptr<const config::Policy> p);
