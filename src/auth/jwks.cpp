@@ -14,7 +14,7 @@
 
 #include "base64url.hpp"
 #include "crypto.hpp"
-#include "strict_json.hpp"
+#include "portcullis/auth/strict_json.hpp"
 
 namespace portcullis::auth {
 namespace json = boost::json;

@@ -1,4 +1,4 @@
-#include "strict_json.hpp"
+#include "portcullis/auth/strict_json.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>

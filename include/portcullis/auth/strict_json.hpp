@@ -11,6 +11,7 @@
 
 namespace portcullis::auth::detail {
 
+
 // One JSON value spanning all of `text` (surrounding whitespace allowed), or nullopt.
 std::optional<boost::json::value> parse_strict_json(std::string_view text, std::size_t max_depth);
 
