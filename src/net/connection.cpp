@@ -182,6 +182,7 @@ void ClientConnection::release_buffers() {
   if (io_) worker_.give_buffer(std::move(io_), kIoBufferBytes);
   io_size_ = 0;
   if (ex_ && in_size_ == 0) {
+    if (ex_->body.capacity() > kBodyReserveBytes) std::string().swap(ex_->body);
     if (free_exchanges.size() < kMaxPooledExchanges) free_exchanges.push_back(std::move(ex_));
     ex_.reset();
   }

@@ -27,6 +27,9 @@ using core::Reason;
 using http::BodyFraming;
 
 constexpr std::size_t kIoBufferBytes = 32 * 1024;  // body streaming and upstream response heads
+// At most this much of a body is reserved ahead of its arrival, and a pooled exchange keeps at
+// most this much body capacity between requests.
+constexpr std::size_t kBodyReserveBytes = 64 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // How long an idle keep-alive connection keeps its coroutine before it parks.
 constexpr config::Duration kParkAfter = std::chrono::milliseconds(100);

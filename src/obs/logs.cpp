@@ -15,6 +15,10 @@ namespace portcullis::obs {
 namespace {
 
 constexpr std::size_t kQueueLines = 8192;  // about 3 MiB, preallocated
+// The security log has a queue and a writer thread of its own, and never drops a line: when its
+// queue is full (the disk cannot keep up with 64k queued events) the writing thread waits. Access
+// lines may be dropped under overload (and are counted); a refusal, ban or revocation may not.
+constexpr std::size_t kSecurityQueueLines = 65536;
 
 // A file sink that can reopen its file, so log rotation by rename + SIGUSR1 works.
 class ReopenableFileSink : public spdlog::sinks::base_sink<std::mutex> {
@@ -69,7 +73,17 @@ std::shared_ptr<spdlog::details::thread_pool> shared_pool() {
   return pool;
 }
 
-std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& target) {
+std::shared_ptr<spdlog::details::thread_pool> security_pool() {
+  static std::once_flag once;
+  static std::shared_ptr<spdlog::details::thread_pool> pool;
+  std::call_once(once, [] {
+    pool = std::make_shared<spdlog::details::thread_pool>(kSecurityQueueLines, 1);
+  });
+  return pool;
+}
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& target,
+                                            bool never_drop) {
   if (target == "off") return nullptr;
   spdlog::sink_ptr sink;
   if (target == "stdout") {
@@ -80,7 +94,9 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::
     sink = std::make_shared<ReopenableFileSink>(target);
   }
   auto logger = std::make_shared<spdlog::async_logger>(
-      name, sink, shared_pool(), spdlog::async_overflow_policy::overrun_oldest);
+      name, sink, never_drop ? security_pool() : shared_pool(),
+      never_drop ? spdlog::async_overflow_policy::block
+                 : spdlog::async_overflow_policy::overrun_oldest);
   logger->set_level(spdlog::level::info);
   logger->flush_on(spdlog::level::info);
   return logger;
@@ -172,8 +188,8 @@ void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_poin
 
 Logs::Logs(const config::LoggingSettings& settings)
     : settings_(settings),
-      access_(make_logger("access", settings.access_log)),
-      security_(make_logger("security", settings.security_log)) {}
+      access_(make_logger("access", settings.access_log, false)),
+      security_(make_logger("security", settings.security_log, true)) {}
 
 Logs::~Logs() {
   flush();

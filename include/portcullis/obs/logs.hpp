@@ -1,7 +1,9 @@
 #pragma once
-// Access and security logs: one JSON object per line, written by spdlog on a background thread
-// so a slow disk never stalls a worker (when the queue is full the oldest lines are dropped and
-// counted, never the request). Lines never carry a token, cookie, password or query string.
+// Access and security logs: one JSON object per line, written by spdlog on background threads so
+// a slow disk does not stall a worker. Access lines share a queue whose oldest lines are dropped
+// (and counted) when it is full; the security log has its own, larger queue and never drops a
+// line: when even that is full, the writing thread waits. Lines never carry a token, cookie,
+// password or query string.
 
 #include <atomic>
 #include <chrono>
@@ -57,7 +59,7 @@ class Logs {
   // An operational event already encoded as JSON members, e.g. R"("event":"reload","result":"ok")".
   void security_event(std::string_view json_members);
 
-  // Lines dropped so far, by every logger of the process, because the queue was full.
+  // Access-log lines dropped so far, process-wide, because their queue was full.
   static std::uint64_t dropped_lines();
 
   // Reopens log files (SIGUSR1, after rotation).
