@@ -198,7 +198,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void begin_request();
   void assign_request_id(const config::Policy& policy);
   const EndpointRuntime* pick_endpoint(const UpstreamRuntime& upstream, std::size_t index,
-                                       const EndpointRuntime* avoid);
+                                       const EndpointRuntime* avoid, bool& panic);
   void finish();
 
   std::optional<ConnectionLimiter::Slot> slot_;  // its place under the connection caps

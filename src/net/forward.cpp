@@ -10,17 +10,27 @@ namespace portcullis::net {
 
 // ---- forwarding -------------------------------------------------------------------------------
 
+// The next healthy endpoint other than `avoid`, round robin. When every one is held down, one
+// is tried anyway (panic mode, `panic` set): better a request that may fail than refusing
+// everybody because of a judgement that may be stale.
 const EndpointRuntime* ClientConnection::pick_endpoint(const UpstreamRuntime& upstream,
                                                        std::size_t index,
-                                                       const EndpointRuntime* avoid) {
+                                                       const EndpointRuntime* avoid, bool& panic) {
   const std::size_t count = upstream.endpoints.size();
   const std::size_t start = worker_.next_round_robin(index);
   const auto now = coarse_now();
+  const EndpointRuntime* fallback = nullptr;
   for (std::size_t i = 0; i < count; ++i) {
     const EndpointRuntime& endpoint = upstream.endpoints[(start + i) % count];
-    if (&endpoint != avoid && endpoint.health->is_healthy(now)) return &endpoint;
+    if (&endpoint == avoid) continue;
+    if (endpoint.health->is_healthy(now)) {
+      panic = false;
+      return &endpoint;
+    }
+    if (!fallback) fallback = &endpoint;
   }
-  return nullptr;
+  panic = fallback != nullptr;
+  return fallback;
 }
 
 asio::awaitable<std::unique_ptr<Stream>> ClientConnection::connect(const UpstreamRuntime& upstream,
@@ -120,9 +130,10 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
   bool sent_continue = false;
   const EndpointRuntime* failed_endpoint = nullptr;
   Failure failure{503, Reason::no_healthy_upstream};
+  bool panic = false;
   for (;;) {
     const EndpointRuntime* endpoint =
-        pick_endpoint(upstream, route.upstream_index, failed_endpoint);
+        pick_endpoint(upstream, route.upstream_index, failed_endpoint, panic);
     if (!endpoint) break;  // `failure` holds the last attempt's outcome, or 503
     ex_->record.upstream = endpoint->address.text;
     // A stale pooled connection is retried below for idempotent requests without a body, so
@@ -132,7 +143,10 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
     if (!upstream_) {
       upstream_ = co_await connect(upstream, *endpoint, failure);
       if (!upstream_) {
-        endpoint->health->mark_failure(coarse_now(), settings.health_check.interval);
+        endpoint->health->mark_failure(coarse_now(), settings.health_check.interval,
+                                       settings.health_check.max_failures);
+        // Every endpoint was already held down and this one failed again: no healthy endpoint.
+        if (panic) failure = {503, Reason::no_healthy_upstream};
         failed_endpoint = endpoint;
         if (--attempts_left > 0) continue;
         break;
@@ -159,10 +173,12 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
         worker_.pool(endpoint->id).clear();
         continue;
       }
-      if (failure.reason == Reason::upstream_reset || failure.reason == Reason::upstream_timeout) {
-        endpoint->health->mark_failure(coarse_now(), settings.health_check.interval);
-        failed_endpoint = endpoint;
+      if (failure.reason == Reason::upstream_reset) {
+        endpoint->health->mark_failure(coarse_now(), settings.health_check.interval,
+                                       settings.health_check.max_failures);
       }
+      if (failure.reason == Reason::upstream_reset || failure.reason == Reason::upstream_timeout)
+        failed_endpoint = endpoint;
       if (repeatable && --attempts_left > 0) continue;
       co_await send_local(failure.status, failure.reason, true);
       co_return false;

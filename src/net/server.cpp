@@ -271,7 +271,7 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
                                                           std::to_string(upstream.tls.verify) +
                                                           ":" + upstream.tls.ca_file
                                                     : "plain");
-      const auto entry = services.endpoints.get(key);
+      const auto entry = services.endpoints.get(key, upstream.name + "|" + key);
       endpoint.id = entry.id;
       endpoint.health = entry.health;
       compiled.endpoints.push_back(std::move(endpoint));

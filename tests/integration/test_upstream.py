@@ -333,18 +333,48 @@ def test_active_health_check_skips_and_restores_endpoint(gateway_factory, certs,
                message="traffic returns once the endpoint passes its health check")
 
 
-def test_failing_health_check_on_only_endpoint_gives_503(gateway_factory, certs, upstream):
+def test_lone_endpoint_failing_its_health_check_is_still_tried(gateway_factory, certs, upstream):
+    """Panic mode: when every endpoint is held down, requests still try them rather than
+    answering 503 to everyone on a judgement that may be wrong."""
     gw = gateway_factory(base_policy(certs, upstream, upstreams={
-        "core": {"health_check": {"path": "/health-fail", "interval": "1s"}}}))
+        "core": {"health_check": {"path": "/health", "interval": "1s"}}}))
+    upstream.set_healthy(False)
+    wait_until(lambda: len(targets(upstream, "/health")) >= 2, timeout=10, interval=0.1,
+               message="two health checks (the first one answered) reached the endpoint")
+    for i in range(4):
+        response = request(gw.tls_port, "GET", f"/still/{i}")
+        assert response.status == 200, response
+    assert len(targets(upstream, "/still/0")) == 1
 
-    def got_503():
-        response = request(gw.tls_port, "GET", "/never")
-        return response if response.status == 503 else None
 
-    response = wait_until(got_503, timeout=10, interval=0.1,
-                          message="503 once the only endpoint fails its health check")
-    assert_gateway_error(response, 503, "service_unavailable")
-    assert targets(upstream, "/health-fail")
+def test_slow_answers_do_not_take_the_endpoint_down(gateway_factory, certs, upstream):
+    gw = gateway_factory(base_policy(certs, upstream,
+                                     upstreams={"core": {"response_timeout": "300ms"}}))
+    for _ in range(5):
+        assert_gateway_error(request(gw.tls_port, "GET", "/delay/1000"), 504)
+    response = request(gw.tls_port, "GET", "/after-slow")
+    assert response.status == 200, response
+    assert targets(upstream, "/after-slow")
+
+
+def test_health_belongs_to_one_upstream_not_to_its_address(gateway_factory, certs,
+                                                           upstream_factory):
+    x, y = upstream_factory(name="x"), upstream_factory(name="y")
+    gw = gateway_factory(base_policy(
+        certs, x,
+        upstreams={"checked": {"endpoints": [x.address],
+                               "health_check": {"path": "/health", "interval": "1s"}},
+                   "shared": {"endpoints": [x.address, y.address]}},
+        routes=[{"name": "checked", "match": {"path_prefix": "/checked"}, "upstream": "checked"},
+                {"name": "shared", "match": {"path_prefix": "/shared"}, "upstream": "shared"}]))
+    x.set_healthy(False)
+    wait_until(lambda: len(targets(x, "/health")) >= 2, timeout=10, interval=0.1,
+               message="the health check of `checked` found x failing")
+    for i in range(6):
+        assert request(gw.tls_port, "GET", f"/shared/{i}").status == 200
+    # `shared` has no health check of its own: x stays in its rotation.
+    assert targets(x, None) and [t for t in targets(x) if t.startswith("/shared/")]
+    assert [t for t in targets(y) if t.startswith("/shared/")]
 
 
 # ---- upstream TLS -------------------------------------------------------------------------------

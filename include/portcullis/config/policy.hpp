@@ -107,6 +107,7 @@ struct UpstreamTls {
 struct HealthCheck {
   std::string path;  // empty = passive checks only
   Duration interval = std::chrono::seconds(5);
+  unsigned max_failures = 3;  // connect failures or resets in a row that hold an endpoint down
 };
 
 struct Upstream {

@@ -71,15 +71,30 @@ TEST(ConnectionLimiter, MovedSlotReleasesOnce) {
   EXPECT_EQ(limiter.active(), 0u);
 }
 
-TEST(EndpointHealth, PassiveFailureHoldsTheEndpointDownForAWhile) {
+TEST(EndpointHealth, FailuresInARowHoldTheEndpointDownForAWhile) {
   upstream::EndpointHealth health;
   const auto now = upstream::EndpointHealth::Clock::now();
+  const auto hold = std::chrono::seconds(5);
   EXPECT_TRUE(health.is_healthy(now));
-  health.mark_failure(now, std::chrono::seconds(5));
+  health.mark_failure(now, hold, 3);
+  health.mark_failure(now, hold, 3);
+  EXPECT_TRUE(health.is_healthy(now));  // two failures are not yet a pattern
+  health.mark_failure(now, hold, 3);
   EXPECT_FALSE(health.is_healthy(now + std::chrono::seconds(4)));
   EXPECT_TRUE(health.is_healthy(now + std::chrono::seconds(5)));
-  health.mark_failure(now, std::chrono::seconds(5));
+  health.mark_failure(now, hold, 3);  // still failing after the hold: down again at once
+  EXPECT_FALSE(health.is_healthy(now));
   health.mark_success();
+  EXPECT_TRUE(health.is_healthy(now));
+}
+
+TEST(EndpointHealth, ASuccessBetweenFailuresStartsTheCountAgain) {
+  upstream::EndpointHealth health;
+  const auto now = upstream::EndpointHealth::Clock::now();
+  for (int i = 0; i < 10; ++i) {
+    health.mark_failure(now, std::chrono::seconds(5), 2);
+    health.mark_success();
+  }
   EXPECT_TRUE(health.is_healthy(now));
 }
 
@@ -94,15 +109,26 @@ TEST(EndpointHealth, ActiveVerdictOverridesUntilItRecovers) {
 
 TEST(EndpointRegistry, SameKeySameIdAndHealthAcrossReloads) {
   upstream::EndpointRegistry registry;
-  const auto a = registry.get("127.0.0.1:9000|plain");
-  const auto b = registry.get("127.0.0.1:9001|plain");
-  const auto again = registry.get("127.0.0.1:9000|plain");
+  const auto a = registry.get("127.0.0.1:9000|plain", "core|127.0.0.1:9000|plain");
+  const auto b = registry.get("127.0.0.1:9001|plain", "core|127.0.0.1:9001|plain");
+  const auto again = registry.get("127.0.0.1:9000|plain", "core|127.0.0.1:9000|plain");
   EXPECT_EQ(a.id, again.id);
   EXPECT_EQ(a.health, again.health);
   EXPECT_NE(a.id, b.id);
-  for (int i = 0; i < 100; ++i)
-    registry.get("10.0.0." + std::to_string(i) + ":80|plain");
-  EXPECT_EQ(registry.get("127.0.0.1:9000|plain").health, a.health);  // stable addresses
+  for (int i = 0; i < 100; ++i) {
+    const std::string key = "10.0.0." + std::to_string(i) + ":80|plain";
+    registry.get(key, "core|" + key);
+  }
+  EXPECT_EQ(registry.get("127.0.0.1:9000|plain", "core|127.0.0.1:9000|plain").health,
+            a.health);  // stable addresses
+}
+
+TEST(EndpointRegistry, UpstreamsSharingAnAddressShareThePoolNotTheHealth) {
+  upstream::EndpointRegistry registry;
+  const auto core = registry.get("127.0.0.1:9000|plain", "core|127.0.0.1:9000|plain");
+  const auto slow = registry.get("127.0.0.1:9000|plain", "slow|127.0.0.1:9000|plain");
+  EXPECT_EQ(core.id, slow.id);
+  EXPECT_NE(core.health, slow.health);
 }
 
 TEST(TicketKeys, CurrentKeyDecryptsAndRotationKeepsThePrevious) {
