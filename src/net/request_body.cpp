@@ -31,8 +31,8 @@ asio::awaitable<int> ClientConnection::read_body(std::size_t head_bytes, std::ui
   };
   if (head.framing == BodyFraming::content_length) {
     // Memory grows with what arrives, not with what the head announces.
-    ex_->body.reserve(static_cast<std::size_t>(
-        std::min<std::uint64_t>(head.content_length, kBodyReserveBytes)));
+    ex_->body.reserve(
+        static_cast<std::size_t>(std::min<std::uint64_t>(head.content_length, kBodyReserveBytes)));
     std::uint64_t remaining = head.content_length;
     while (remaining > 0) {
       if (input.empty()) {
