@@ -1,0 +1,86 @@
+#include "../../../src/config/yaml_guard.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <random>
+
+namespace portcullis::config::detail {
+namespace {
+
+TEST(YamlGuard, AcceptsAnOrdinaryPolicy) {
+  EXPECT_EQ(check_yaml("version: 1\nroutes:\n  - name: a\n    match: { path_prefix: / }\n"),
+            std::nullopt);
+  EXPECT_EQ(check_yaml(""), std::nullopt);
+  EXPECT_EQ(check_yaml("# only a comment\n"), std::nullopt);
+}
+
+TEST(YamlGuard, ALoneCommaIsASyntaxErrorWithItsPlace) {
+  for (const std::string_view text : {",", "# comment\n,", ",\nversion: 1\n", "  ,"}) {
+    const auto problem = check_yaml(text);
+    ASSERT_TRUE(problem) << text;
+    EXPECT_NE(problem->message.find("YAML syntax"), std::string::npos);
+    EXPECT_GE(problem->line, 1);
+    EXPECT_GE(problem->column, 1);
+  }
+  const auto problem = check_yaml("# comment\n,");
+  EXPECT_EQ(problem->line, 2);
+  EXPECT_EQ(problem->column, 1);
+}
+
+TEST(YamlGuard, RefusesASecondDocument) {
+  const auto problem = check_yaml("version: 1\n---\nversion: 2\n");
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->line, 2);
+  EXPECT_NE(problem->message.find("one YAML document"), std::string::npos);
+}
+
+TEST(YamlGuard, RefusesDeepNesting) {
+  std::string text(100, '[');
+  text += std::string(100, ']');
+  const auto problem = check_yaml(text);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->line, 1);
+  EXPECT_EQ(problem->column, 65);
+  EXPECT_NE(problem->message.find("64 levels"), std::string::npos);
+}
+
+TEST(YamlGuard, RefusesAnAliasBomb) {
+  // Ten levels of 30 references each: 30^10 nodes once expanded.
+  std::string text = "l0: &l0 [x, x, x]\n";
+  for (int level = 1; level <= 10; ++level) {
+    std::string name = "l";
+    name += std::to_string(level);
+    std::string below = "*l";
+    below += std::to_string(level - 1);
+    text.append(name).append(": &").append(name).append(" [");
+    for (int j = 0; j < 30; ++j)
+      text.append(j ? ", " : "").append(below);
+    text.append("]\n");
+  }
+  const auto problem = check_yaml(text);
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->message.find("alias references"), std::string::npos);
+}
+
+TEST(YamlGuard, RefusesTooManyNodes) {
+  std::string text = "[";
+  for (int i = 0; i < 2000; ++i)
+    text += "1,";
+  text += "1]";
+  EXPECT_TRUE(check_yaml(text, {.max_depth = 64, .max_nodes = 1000, .max_aliases = 1}));
+  EXPECT_FALSE(check_yaml(text));
+}
+
+TEST(YamlGuard, RandomBytesAreAnsweredQuickly) {
+  std::mt19937 random(7);
+  for (int round = 0; round < 200; ++round) {
+    std::string text(static_cast<std::size_t>(random() % 4096), '\0');
+    for (auto& c : text)
+      c = "{}[],:-?&*!|>'\"%@` \n\tab1#"[random() % 27];
+    (void)check_yaml(text);  // must return; sanitizers and the test timeout watch the rest
+  }
+}
+
+}  // namespace
+}  // namespace portcullis::config::detail
