@@ -76,9 +76,8 @@ std::shared_ptr<spdlog::details::thread_pool> shared_pool() {
 std::shared_ptr<spdlog::details::thread_pool> security_pool() {
   static std::once_flag once;
   static std::shared_ptr<spdlog::details::thread_pool> pool;
-  std::call_once(once, [] {
-    pool = std::make_shared<spdlog::details::thread_pool>(kSecurityQueueLines, 1);
-  });
+  std::call_once(
+      once, [] { pool = std::make_shared<spdlog::details::thread_pool>(kSecurityQueueLines, 1); });
   return pool;
 }
 

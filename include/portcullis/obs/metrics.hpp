@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "portcullis/core/reason.hpp"
+#include "portcullis/obs/state_metrics.hpp"
 
 namespace portcullis::obs {
 
@@ -65,6 +66,11 @@ class Metrics {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
+
+ public:
+  StateMetrics state{*registry_};
+
+ private:
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* duration_;
   prometheus::Family<prometheus::Histogram>* upstream_duration_;
