@@ -66,7 +66,18 @@ std::optional<Loaded> load(const std::string& path, net::Services& services,
                            std::vector<std::string>& errors, const net::Runtime* previous = nullptr,
                            bool serving = true) {
   try {
-    auto policy = std::make_shared<const config::Policy>(config::load_policy(path));
+    std::vector<config::Diagnostic> policy_warnings;
+    auto policy =
+        std::make_shared<const config::Policy>(config::load_policy(path, &policy_warnings));
+    for (auto warning : policy_warnings) {
+      warning.message = "warning: " + warning.message;
+      if (serving) {
+        emit_event(R"({"event":"warning","message":)" + json_string(warning.to_string()) + "}",
+                   config::LogLevel::warn);
+      } else {
+        std::fprintf(stderr, "%s\n", warning.to_string().c_str());  // --check: still OK
+      }
+    }
     std::vector<std::string> warnings;
     auto runtime = net::build_runtime(policy, services, previous, serving, &warnings);
     for (const auto& warning : warnings) {

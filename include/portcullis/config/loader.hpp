@@ -1,9 +1,10 @@
 #pragma once
 // Loading a policy: YAML text -> validated Policy. Every problem is collected (not just the
-// first) and reported as `FILE:LINE:COL: message`; unknown keys, wrong types, out-of-range values
-// and keys of protections this build does not enforce are errors, so a typo can never silently
-// switch a protection off. Files the policy names (certificates, keys, CA bundles, token files)
-// are opened and checked as part of loading.
+// first) and reported as `FILE:LINE:COL: message`; unknown keys, wrong types and out-of-range
+// values are errors, so a typo can never silently switch a protection off. Files the policy names
+// (certificates, keys, CA bundles, token and password files, JWKS, schemas) are opened and checked
+// as part of loading. A policy that loads may still carry warnings: choices an operator should
+// know about (for example state kept in this process only), printed by --check and at start.
 
 #include <filesystem>
 #include <stdexcept>
@@ -33,10 +34,12 @@ class PolicyError : public std::runtime_error {
 };
 
 // Loads and validates the policy at `file`. Relative paths inside it resolve against the file's
-// folder. Throws PolicyError with every diagnostic found.
-Policy load_policy(const std::filesystem::path& file);
+// folder. Throws PolicyError with every diagnostic found. When the policy loads and `warnings` is
+// given, it receives the warnings (line 0 when nothing in the file is their place).
+Policy load_policy(const std::filesystem::path& file, std::vector<Diagnostic>* warnings = nullptr);
 
 // Same, from text already in memory; `file` names it in diagnostics and anchors relative paths.
-Policy load_policy_text(const std::string& yaml_text, const std::filesystem::path& file);
+Policy load_policy_text(const std::string& yaml_text, const std::filesystem::path& file,
+                        std::vector<Diagnostic>* warnings = nullptr);
 
 }  // namespace portcullis::config

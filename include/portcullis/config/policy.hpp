@@ -150,6 +150,67 @@ struct ErrorSettings {
   bool mask_upstream_5xx = true;
 };
 
+// Where revocations, bans and rate-limit budgets live (`state`).
+enum class StateBackendKind { memory, redis };
+// What a request that needs the shared state does while it cannot be reached.
+enum class OnUnavailable { fail_closed, fail_open };
+
+// `state.redis`: the url is kept as written and also split into its parts.
+struct RedisSettings {
+  std::string url = "redis://127.0.0.1:6379/0";
+  bool tls = false;  // rediss://
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string user;  // redis://user@host ; a password inside the URL is refused (use password_file)
+  unsigned database = 0;      // the /N path
+  std::string password_file;  // absolute path or empty; checked readable and not blank
+  std::string ca_file;  // rediss:// only: PEM bundle verifying the server; empty = system store
+  std::string key_prefix = "portcullis:";
+  Duration command_timeout = std::chrono::milliseconds(50);
+  Location location;  // of the url (or of `redis:` when the url is left out)
+};
+
+struct StateSettings {
+  StateBackendKind backend = StateBackendKind::memory;
+  std::string memory_path;  // state.memory.path, absolute; empty = this process only
+  RedisSettings redis;
+  OnUnavailable on_unavailable = OnUnavailable::fail_closed;
+  // Bound on this instance's rate-limit and login-failure tables (state.local_memory).
+  std::uint64_t local_memory = 64 * 1024 * 1024;
+  // How long a subject cut-off is kept after its issued_before (state.max_token_lifetime).
+  Duration max_token_lifetime = std::chrono::hours(24);
+  Location location;  // of `state:`, or none when the section is left out
+};
+
+enum class RateLimitKey { client_ip, jwt_sub };
+
+// A named GCRA limit (`rate_limits`): `rate` requests per `per` sustained, at most `burst` at
+// once.
+struct RateLimit {
+  std::string name;
+  RateLimitKey key = RateLimitKey::client_ip;
+  std::uint64_t rate = 0;
+  Duration per{};
+  std::uint64_t burst = 0;
+  Location location;  // of the name
+};
+
+// A route's `login_protection`: `max_failures` answers with a status in `failure_status` from
+// one client IP within `window` ban that IP for `ban`, on every route.
+struct LoginProtection {
+  std::vector<int> failure_status;
+  std::uint32_t max_failures = 0;
+  Duration window{};
+  Duration ban{};
+  Location location;
+};
+
+// `ip_rules`, applied when a connection is accepted. Lists may repeat a block.
+struct IpRules {
+  std::vector<core::Cidr> deny;   // always refused
+  std::vector<core::Cidr> allow;  // non-empty = only these may connect
+};
+
 // A JWT issuer the gateway trusts. Exactly one key source: a JWKS file, a JWKS https URL
 // (refreshed every jwks_refresh), or an HMAC secret file (HS* algorithms only).
 struct JwtProvider {
@@ -211,6 +272,8 @@ struct Route {
   std::optional<RouteAuth> auth;
   std::optional<RouteValidation> validate;  // empty = auth: none
   bool enforce = true;
+  std::vector<std::size_t> rate_limits;  // indices into Policy::rate_limits, in the order written
+  std::optional<LoginProtection> login_protection;
   Location location;
 };
 
@@ -221,6 +284,9 @@ struct Policy {
   LoggingSettings logging;
   std::vector<Upstream> upstreams;         // in file order; routes refer to them by index
   std::vector<JwtProvider> jwt_providers;  // in file order; routes refer to them by index
+  StateSettings state;
+  std::vector<RateLimit> rate_limits;  // in file order; routes refer to them by index
+  IpRules ip_rules;
   HeaderSettings headers;
   ErrorSettings errors;
   std::vector<Route> routes;  // first match wins

@@ -207,24 +207,22 @@ TEST_F(LoaderTest, NonScalarKeyIsRefused) {
               HasSubstr("keys in logging must be plain names"));
 }
 
-TEST_F(LoaderTest, UnsupportedTopLevelSectionsAreRefusedAtTheirKey) {
-  for (const std::string key : {"state", "rate_limits", "ip_rules"}) {
-    EXPECT_EQ(error(with(key + ": {}\n")),
-              "policy.yaml:6:1: " + key +
-                  ": not supported yet by this build (refused so that a protection is never "
-                  "silently off)");
-  }
+TEST_F(LoaderTest, ProtectionSectionsLoadWhenEmpty) {
+  const Policy policy = load(with("state: {}\nrate_limits: {}\nip_rules: {}\n"));
+  EXPECT_EQ(policy.state.backend, StateBackendKind::memory);
+  EXPECT_THAT(policy.rate_limits, IsEmpty());
+  EXPECT_THAT(policy.ip_rules.deny, IsEmpty());
+  EXPECT_THAT(policy.ip_rules.allow, IsEmpty());
 }
 
-TEST_F(LoaderTest, UnsupportedRouteKeysAreRefused) {
+TEST_F(LoaderTest, RouteKeysAreChecked) {
   const std::string base = with(
       "upstreams: { core: { endpoints: ['127.0.0.1:1'] } }\nroutes:\n  - name: r\n    match: { "
       "path_prefix: /api }\n    upstream: core\n");
   EXPECT_EQ(error(base + "    rate_limit: [per_ip]\n"),
-            "policy.yaml:11:5: routes[0].rate_limit: not supported yet by this build (refused so "
-            "that a protection is never silently off)");
+            "policy.yaml:11:18: routes[0].rate_limit[0]: no limit named 'per_ip' in rate_limits");
   EXPECT_THAT(error(base + "    login_protection: { max_failures: 5 }\n"),
-              HasSubstr("routes[0].login_protection: not supported yet"));
+              HasSubstr("routes[0].login_protection: missing failure_status, window, ban"));
   EXPECT_THAT(error(base + "    validate: { max_body_bytes: 2MiB }\n"),
               HasSubstr("routes[0].validate.max_body_bytes: may only lower"));
   EXPECT_THAT(error(base + "    validate: { content_types: ['*/*'] }\n"),
@@ -242,11 +240,9 @@ TEST_F(LoaderTest, UnsupportedRouteKeysAreRefused) {
   EXPECT_THAT(load(base + "    auth: none\n").routes, SizeIs(1));
 }
 
-TEST_F(LoaderTest, RefusedKeyRepeatedIsStillADuplicate) {
-  const auto found = errors(with("state: {}\nstate: {}\n"));
-  ASSERT_THAT(found, SizeIs(2));
-  EXPECT_THAT(found[0], HasSubstr("state: not supported yet"));
-  EXPECT_THAT(found[1], HasSubstr("duplicate key 'state'"));
+TEST_F(LoaderTest, RepeatedSectionIsADuplicate) {
+  EXPECT_EQ(error(with("state: {}\nstate: {}\n")),
+            "policy.yaml:7:1: duplicate key 'state' at the top level (first at line 6)");
 }
 
 // ---- every error at once, in file order -------------------------------------------------------
