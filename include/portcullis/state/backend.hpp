@@ -1,0 +1,47 @@
+#pragma once
+// The one interface the gateway uses for shared security state, whatever keeps it: the `memory`
+// backend (this process, optionally a file) or the `redis` backend (a fleet). Reads go to the
+// local Mirror and never do I/O; writes are asynchronous and acknowledged once durable.
+//
+// Threads: every member may be called from any thread. A write's `done` is called exactly once,
+// possibly on another thread (a store's writer, a client's I/O thread) or before the write call
+// returns; an empty error_code means the record is durable and in this instance's mirror, any
+// error (a StateError or a transport error) means it was not acknowledged. A caller on an event
+// loop posts `done` back to its own executor. `done` must not throw.
+
+#include <functional>
+#include <system_error>
+
+#include "portcullis/core/ip.hpp"
+#include "portcullis/state/mirror.hpp"
+#include "portcullis/state/records.hpp"
+
+namespace portcullis::state {
+
+class Backend {
+ public:
+  using Done = std::function<void(std::error_code)>;
+
+  virtual ~Backend() = default;
+
+  // The local copy the request path reads (is_revoked, ban_of, active_bans, sizes).
+  virtual const Mirror& mirror() const = 0;
+
+  virtual void revoke(Revocation revocation, Done done) = 0;
+  virtual void cut_off(SubjectCutoff cutoff, Done done) = 0;
+  virtual void ban(Ban ban, Done done) = 0;
+  virtual void unban(core::IpAddress ip, Done done) = 0;  // lifting no ban is not an error
+
+  // Whether the mirror is known to be current (for /readyz and on_unavailable).
+  virtual bool available() const = 0;
+  // False only for a memory backend without a path: state lives in this process alone.
+  virtual bool durable() const = 0;
+
+  virtual void start() {}
+  // Completes or refuses every write in flight; later writes complete with StateError::stopped.
+  virtual void stop() {}
+  // Housekeeping: frees expired records. Call from a timer now and then (a minute is plenty).
+  virtual void maintain() {}
+};
+
+}  // namespace portcullis::state
