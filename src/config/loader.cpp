@@ -7,6 +7,7 @@
 
 #include "file_checks.hpp"
 #include "sections.hpp"
+#include "yaml_guard.hpp"
 #include "yaml_reader.hpp"
 
 namespace portcullis::config {
@@ -18,6 +19,15 @@ Policy load(Reader& reader, const std::string& text, std::string source_file) {
   Policy policy;
   policy.source_file = std::move(source_file);
 
+  // libyaml reads the bytes first (bounded time and memory for any input); yaml-cpp only ever
+  // sees a text that passed.
+  if (const auto problem = detail::check_yaml(text)) {
+    YAML::Mark mark;
+    mark.line = problem->line - 1;
+    mark.column = problem->column - 1;
+    reader.error(mark, problem->message);
+    throw PolicyError(reader.take_errors());
+  }
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(text);

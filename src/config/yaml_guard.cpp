@@ -34,7 +34,7 @@ class EventReader {
                                   : parser_.context_mark;
     problem.line = static_cast<int>(mark.line) + 1;
     problem.column = static_cast<int>(mark.column) + 1;
-    problem.message = "YAML syntax: ";
+    problem.message = "YAML syntax error: ";
     problem.message += parser_.problem ? parser_.problem : "unreadable input";
     if (parser_.context) {
       problem.message += " (";
@@ -71,7 +71,7 @@ std::optional<YamlProblem> check_yaml(std::string_view text, const YamlGuardLimi
         return std::nullopt;
       case YAML_DOCUMENT_START_EVENT:
         if (++documents > 1)
-          return at(*event, "a policy file holds one YAML document; this is a second one");
+          return at(*event, "the policy must be a single YAML document (found '---')");
         break;
       case YAML_MAPPING_START_EVENT:
       case YAML_SEQUENCE_START_EVENT:

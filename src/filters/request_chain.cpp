@@ -1,5 +1,9 @@
 #include "portcullis/filters/request_chain.hpp"
 
+#include <algorithm>
+#include <array>
+#include <charconv>
+
 #include "portcullis/auth/bearer.hpp"
 #include "portcullis/http/headers.hpp"
 
@@ -72,16 +76,109 @@ Verdict authorize(RequestCtx& ctx, const RouteChain& chain) {
   return answer;
 }
 
+std::int64_t unix_seconds(const core::Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count();
+}
+
+void add_number_header(LocalReply& reply, std::string_view name, std::int64_t value) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  reply.add_header(name, std::string_view(digits, static_cast<std::size_t>(end - digits)));
+}
+
+// The verified token against the denylist and the subject cut-offs of the local mirror.
+Verdict check_revocation(RequestCtx& ctx, ChainServices& services) {
+  if (!ctx.principal || !services.state) return Verdict::next;
+  if (!services.state->available()) {
+    if (!services.fail_open) {
+      // The mirror may miss recent revocations: refuse rather than guess.
+      return ctx.refuse(503, Reason::state_unavailable);
+    }
+    if (services.metrics) services.metrics->fail_open_decision();
+  }
+  const auth::Principal& principal = *ctx.principal;
+  const std::int64_t issued_at =
+      principal.issued_at ? principal.issued_at->time_since_epoch().count() : state::kNoIssuedAt;
+  if (!services.state->mirror().is_revoked(principal.issuer, principal.jti, principal.subject,
+                                           issued_at, unix_seconds(services.clock)))
+    return Verdict::next;
+  if (services.metrics) services.metrics->denylist_hit();
+  ctx.jwt.result = Reason::jwt_revoked;
+  ctx.principal.reset();  // no claims are forwarded for a revoked token, even report-only
+  const auto answer = ctx.refuse(401, Reason::jwt_revoked);
+  if (answer == Verdict::respond)
+    ctx.reply.add_header("WWW-Authenticate", auth::www_authenticate(Reason::jwt_revoked));
+  return answer;
+}
+
+// The route's limits of one key kind, decided together: all pass or none consumes.
+Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool by_subject,
+                     ChainServices& services) {
+  if (!services.limiter) return Verdict::next;
+  if (by_subject && !ctx.principal) return Verdict::next;  // refused, report-only: no subject
+  std::array<limits::LimitRequest, limits::kMaxBatchKeys> batch;
+  std::size_t count = 0;
+  for (const LimitRule& rule : rules) {
+    if (count == batch.size()) break;
+    std::optional<limits::LimitKey> key;
+    if (by_subject) {
+      // A token without `sub` shares one budget with every other such token.
+      key = limits::LimitKey::subject(rule.id, ctx.principal->subject);
+    } else {
+      key = limits::LimitKey::ip(rule.id, ctx.client_ip);
+    }
+    if (!key) return ctx.refuse(429, Reason::rate_limited);  // a subject too long to key
+    batch[count++] = {*key, rule.limit};
+  }
+  const auto decision =
+      services.limiter->decide(std::span(batch.data(), count), services.clock.monotonic());
+  if (decision.allowed) {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (rules[i].metrics) rules[i].metrics->allowed->Increment();
+    }
+    return Verdict::next;
+  }
+  if (rules[decision.deciding].metrics) rules[decision.deciding].metrics->denied->Increment();
+  const auto answer = ctx.refuse(429, Reason::rate_limited);
+  if (answer == Verdict::respond) {
+    add_number_header(ctx.reply, "Retry-After", std::max<std::int64_t>(1, decision.retry_after));
+    add_number_header(ctx.reply, "RateLimit-Limit", decision.limit);
+    add_number_header(ctx.reply, "RateLimit-Remaining", decision.remaining);
+    add_number_header(ctx.reply, "RateLimit-Reset", decision.reset);
+  }
+  return answer;
+}
+
 }  // namespace
 
-std::vector<RequestPhase> phases_for(const config::Route& route, bool has_rules) {
+std::vector<RequestPhase> phases_for(const config::Route& route, bool has_rules,
+                                     const std::vector<config::RateLimit>& limits) {
+  bool ip_limits = false;
+  bool user_limits = false;
+  for (const std::size_t index : route.rate_limits) {
+    (limits[index].key == config::RateLimitKey::jwt_sub ? user_limits : ip_limits) = true;
+  }
   std::vector<RequestPhase> phases;
+  if (ip_limits) phases.push_back(RequestPhase::ip_limits);
   if (has_rules) phases.push_back(RequestPhase::request_rules);
   if (route.auth) {
     phases.push_back(RequestPhase::jwt);
+    phases.push_back(RequestPhase::revocation);
     phases.push_back(RequestPhase::authorize);
   }
+  if (user_limits) phases.push_back(RequestPhase::user_limits);
   return phases;
+}
+
+Verdict check_ban(RequestCtx& ctx, ChainServices& services) {
+  if (!services.state) return Verdict::next;
+  const std::int64_t now = unix_seconds(services.clock);
+  const auto ban = services.state->mirror().ban_of(ctx.client_ip, now);
+  if (!ban) return Verdict::next;
+  // Bans hold on every route, report-only ones included.
+  ctx.reply.set(429, Reason::ip_banned);
+  add_number_header(ctx.reply, "Retry-After", std::max<std::int64_t>(1, ban->until - now));
+  return Verdict::respond;
 }
 
 Verdict run_request_chain(RequestCtx& ctx, const RouteChain& chain, ChainServices& services) {
@@ -98,8 +195,13 @@ Verdict run_request_chain(RequestCtx& ctx, const RouteChain& chain, ChainService
         verdict = authorize(ctx, chain);
         break;
       case RequestPhase::ip_limits:
+        verdict = check_limits(ctx, chain.ip_limits, false, services);
+        break;
       case RequestPhase::revocation:
+        verdict = check_revocation(ctx, services);
+        break;
       case RequestPhase::user_limits:
+        verdict = check_limits(ctx, chain.user_limits, true, services);
         break;
     }
     if (verdict == Verdict::respond) return verdict;

@@ -211,6 +211,44 @@ void ClientConnection::consume_input(std::size_t bytes) {
   }
 }
 
+// Login protection: an answer with a failure status counts against the client IP; the
+// max_failures-th within the window bans the IP on every route, through the state backend (so a
+// fleet shares it, and it outlives a restart when the backend keeps state on disk).
+void ClientConnection::count_login_failure(const Runtime& runtime) {
+  const config::LoginProtection& protection = *ex_->route->login_protection;
+  const auto& statuses = protection.failure_status;
+  if (std::find(statuses.begin(), statuses.end(), ex_->record.status) == statuses.end()) return;
+  if (!runtime.state) return;
+  auto& services = worker_.services;
+  const limits::LoginPolicy policy{
+      std::chrono::duration_cast<std::chrono::microseconds>(protection.window),
+      protection.max_failures};
+  const auto result =
+      services.login_failures.record_failure(runtime.login_protection_ids[ex_->route_index],
+                                             ex_->client_ip, policy, services.clock->monotonic());
+  if (!result.ban) return;
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(services.clock->wall().time_since_epoch())
+          .count();
+  state::Ban ban{ex_->client_ip.client_key(),
+                 now + std::chrono::duration_cast<std::chrono::seconds>(protection.ban).count(),
+                 "login_failures"};
+  services.metrics.state.ban_issued(obs::BanSource::login);
+  std::string event = R"("event":"ban","source":"login_protection","client_ip":")";
+  event += ban.ip.to_string();
+  event += R"(","route":")";
+  core::append_json_escaped(event, ex_->route->name);
+  event += R"(","failures":)" + std::to_string(result.failures);
+  event += R"(,"until":)" + std::to_string(ban.until);
+  runtime.logs->security_event(event);
+  runtime.state->ban(std::move(ban), [logs = runtime.logs](std::error_code ec) {
+    if (ec) {
+      logs->security_event(R"("event":"ban_failed","source":"login_protection","error":")" +
+                           ec.message() + "\"");
+    }
+  });
+}
+
 // Clears what the previous request on this connection left in the pooled exchange.
 void ClientConnection::begin_request() {
   ex_->policy = pinned_->runtime->policy.get();
@@ -350,6 +388,7 @@ void ClientConnection::finish_record() {
         break;
     }
   }
+  if (ex_->route && ex_->route->login_protection) count_login_failure(runtime);
   obs::Logs& logs = *runtime.logs;
   const bool rejected = ex_->record.reason != Reason::none && ex_->record.status < 500;
   if (!logs.access_enabled() && !rejected) return;

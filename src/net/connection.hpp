@@ -5,6 +5,7 @@
 // request_body.cpp (reading and streaming request bodies), forward.cpp (the upstream exchange),
 // redirect.cpp, and admin/admin_listener.cpp.
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstring>
@@ -185,6 +186,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   asio::awaitable<int> read_body(std::size_t head_bytes, std::uint64_t limit, Reason& reason);
   asio::awaitable<void> serve_redirect();
   asio::awaitable<void> serve_admin();
+  asio::awaitable<void> serve_admin_api(const Runtime& runtime);
   asio::awaitable<error_code> write_client(std::span<const std::string_view> pieces);
   asio::awaitable<error_code> write_upstream(std::span<const std::string_view> pieces,
                                              const config::Upstream& settings);
@@ -196,6 +198,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void ensure_io_buffer();
   void consume_input(std::size_t bytes);
   void begin_request();
+  void count_login_failure(const Runtime& runtime);
   void assign_request_id(const config::Policy& policy);
   const EndpointRuntime* pick_endpoint(const UpstreamRuntime& upstream, std::size_t index,
                                        const EndpointRuntime* avoid, bool& panic);

@@ -30,6 +30,20 @@ asio::awaitable<bool> ClientConnection::process_request() {
     ex_->reply.close = true;
     co_return co_await answer_locally();
   }
+  filters::ChainServices services{worker_.services.token_cache,
+                                  *worker_.services.clock,
+                                  runtime.state.get(),
+                                  runtime.limiter.get(),
+                                  &worker_.services.metrics.state,
+                                  policy.state.on_unavailable == config::OnUnavailable::fail_open};
+  if (!(ex_->client_ip == peer_) && !runtime.ip_rules.allowed(ex_->client_ip)) {
+    // Behind a trusted proxy the client's own address is known only now: ip_rules apply to it.
+    ex_->reply.set(403, Reason::ip_denied);
+    ex_->reply.close = true;
+    co_return co_await answer_locally();
+  }
+  if (filters::check_ban(*ex_, services) == filters::Verdict::respond)
+    co_return co_await answer_locally();
   const auto decision = runtime.router.match(ex_->head.method, ex_->path);
   if (decision.kind != filters::RouteDecision::Kind::matched) {
     if (decision.kind == filters::RouteDecision::Kind::not_found) {
@@ -45,7 +59,6 @@ asio::awaitable<bool> ClientConnection::process_request() {
   ex_->body_limit = runtime.route_rules[decision.route_index]
                         ? runtime.route_rules[decision.route_index]->max_body_bytes()
                         : policy.server.limits.max_body_bytes;
-  filters::ChainServices services{worker_.services.token_cache, *worker_.services.clock};
   if (filters::run_request_chain(*ex_, runtime.route_chains[decision.route_index], services) ==
       filters::Verdict::respond)
     co_return co_await answer_locally();

@@ -77,6 +77,17 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
     std::optional<ConnectionLimiter::Slot> slot;
     if (kind != ListenerKind::admin) {
       const auto pinned = worker.pin();
+      const auto& rules = pinned->runtime->ip_rules;
+      if (!rules.allowed(peer)) {
+        // Refused by ip_rules before any TLS work: a reset, no answer.
+        worker.services.metrics.rejection(core::Reason::ip_denied);
+        worker.services.metrics.state.ip_rule_refusal(rules.deny().contains(peer)
+                                                          ? obs::IpRuleRefusal::denied
+                                                          : obs::IpRuleRefusal::not_allowed);
+        socket.set_option(asio::socket_base::linger(true, 0), ec);
+        socket.close(ec);
+        continue;
+      }
       const auto& limits = pinned->runtime->policy->server.limits;
       core::Reason refused = core::Reason::none;
       slot = worker.services.connections.try_acquire(peer, limits.max_connections,
@@ -236,7 +247,7 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
     filters::RouteChain chain;
     chain.rules = runtime->route_rules.back().get();
     chain.auth = runtime->route_auth.back().get();
-    chain.phases = filters::phases_for(route, chain.rules != nullptr);
+    chain.phases = filters::phases_for(route, chain.rules != nullptr, policy->rate_limits);
     if (route.auth) {
       if (const auto& remote = runtime->jwt_providers[route.auth->provider_index].remote) {
         chain.key_schedule = &remote->schedule;
@@ -245,6 +256,7 @@ std::shared_ptr<const Runtime> build_runtime(std::shared_ptr<const config::Polic
     }
     runtime->route_chains.push_back(std::move(chain));
   }
+  attach_policy_services(*runtime, services, fetch_remote_keys, warnings);
   for (const auto& listener : policy->server.listen) {
     ListenerRuntime compiled;
     compiled.settings = &listener;

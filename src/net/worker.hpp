@@ -118,6 +118,11 @@ void start_connection(Worker& worker, boost::asio::ip::tcp::socket socket,
 // Closes the connection if it is waiting for a new request (used when draining).
 void close_if_idle(ClientConnection* connection);
 
+// Attaches the policy's long-lived services (state backend, limiter, IP rules, route limits) to
+// `runtime`, creating them when `serving` and not yet made for equal settings.
+void attach_policy_services(Runtime& runtime, Services& services, bool serving,
+                            std::vector<std::string>* warnings);
+
 // Active health checks for every upstream with a health_check path; runs on one worker.
 boost::asio::awaitable<void> run_health_checks(Worker& worker);
 

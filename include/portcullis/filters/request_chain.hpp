@@ -1,9 +1,14 @@
 #pragma once
-// The request phases between a matched route and the upstream, run over a RequestCtx without
-// any I/O: method and content-type rules, JWT, scopes and claims (and, as the state backend
-// lands, revocation and rate limits). Each route's chain is compiled when the policy is loaded
-// and lists only what the route configures; running it allocates nothing. The first phase
-// that answers stops the chain; the caller sends ctx.reply.
+// The request phases, run over a RequestCtx without any I/O: the ban check every request goes
+// through, then a matched route's own phases (per-IP limits, method and content-type rules, JWT,
+// revocation, scopes and claims, per-user limits). Each route's chain is compiled when the policy
+// is loaded and lists only what the route configures; running it allocates nothing. The first
+// phase that answers stops the chain; the caller sends ctx.reply.
+//
+// Shared state is read from the state backend's local mirror (bans, revocations) and the
+// process's limiter: no phase waits on the network. While a shared backend is unreachable, JWT
+// routes answer 503 (on_unavailable: fail_closed) or decide on what this instance knows
+// (fail_open, counted); limits and bans always use what this instance knows.
 
 #include <atomic>
 #include <vector>
@@ -13,13 +18,25 @@
 #include "portcullis/core/clock.hpp"
 #include "portcullis/filters/jwt_auth.hpp"
 #include "portcullis/filters/request_ctx.hpp"
+#include "portcullis/limits/local_limiter.hpp"
+#include "portcullis/obs/state_metrics.hpp"
+#include "portcullis/state/backend.hpp"
 #include "portcullis/validate/request_rules.hpp"
 
 namespace portcullis::filters {
 
+// One configured rate limit as a route uses it.
+struct LimitRule {
+  std::uint32_t id = 0;  // stable for the limit's name across reloads (keys its budgets)
+  limits::GcraLimit limit;
+  const obs::RateLimitMetrics* metrics = nullptr;
+};
+
 // One route's compiled chain. The pointers are owned by the runtime the route belongs to.
 struct RouteChain {
-  std::vector<RequestPhase> phases;  // in their fixed order
+  std::vector<RequestPhase> phases;    // in their fixed order
+  std::vector<LimitRule> ip_limits;    // key: client_ip
+  std::vector<LimitRule> user_limits;  // key: jwt.sub
   const RouteAuthRule* auth = nullptr;
   const validate::RequestRules* rules = nullptr;
   // A token naming an unknown kid asks for an early refetch of a remote key set (rate-limited
@@ -32,10 +49,19 @@ struct RouteChain {
 struct ChainServices {
   auth::VerifiedTokenCache& token_cache;
   const core::Clock& clock;
+  const state::Backend* state = nullptr;  // bans and revocations; null = none kept
+  limits::LocalLimiter* limiter = nullptr;
+  obs::StateMetrics* metrics = nullptr;
+  bool fail_open = false;  // state.on_unavailable
 };
 
 // The phases a route runs, in their fixed order (see RequestPhase).
-std::vector<RequestPhase> phases_for(const config::Route& route, bool has_rules);
+std::vector<RequestPhase> phases_for(const config::Route& route, bool has_rules,
+                                     const std::vector<config::RateLimit>& limits);
+
+// Every request, before its route: is the client IP banned? (429 with Retry-After until the
+// ban ends.)
+Verdict check_ban(RequestCtx& ctx, ChainServices& services);
 
 // Runs `chain` over `ctx` (ctx.route set). `respond`: ctx.reply holds the answer.
 Verdict run_request_chain(RequestCtx& ctx, const RouteChain& chain, ChainServices& services);

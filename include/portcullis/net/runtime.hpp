@@ -6,28 +6,39 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "portcullis/auth/token_cache.hpp"
+#include "portcullis/auth/token_hash.hpp"
 #include "portcullis/config/policy.hpp"
 #include "portcullis/core/clock.hpp"
 #include "portcullis/filters/jwt_auth.hpp"
 #include "portcullis/filters/request_chain.hpp"
 #include "portcullis/filters/router.hpp"
 #include "portcullis/http/request_parser.hpp"
+#include "portcullis/limits/cidr_set.hpp"
+#include "portcullis/limits/local_limiter.hpp"
+#include "portcullis/limits/login_failures.hpp"
 #include "portcullis/net/connection_limiter.hpp"
 #include "portcullis/net/jwks_client.hpp"
 #include "portcullis/net/tls_context.hpp"
 #include "portcullis/obs/logs.hpp"
 #include "portcullis/obs/metrics.hpp"
+#include "portcullis/state/backend.hpp"
 #include "portcullis/upstream/endpoint_health.hpp"
 #include "portcullis/validate/request_rules.hpp"
 
 namespace portcullis::net {
 
-// Process-wide state that outlives policy reloads.
+// Process-wide state that outlives policy reloads. The policy-driven parts (state backend,
+// limiter, login-failure counts) are created from the first policy that is served and kept by
+// later ones while their settings are unchanged (see build_runtime).
 struct Services {
   explicit Services(std::string_view version);
+  ~Services();
 
   std::shared_ptr<TicketKeys> ticket_keys = std::make_shared<TicketKeys>();
   upstream::EndpointRegistry endpoints;
@@ -36,6 +47,15 @@ struct Services {
   auth::VerifiedTokenCache token_cache;              // keyed by token hash, settings and key set
   JwksRegistry remote_keys;                          // key sets fetched from jwks_url, by URL
   const core::Clock* clock = &core::system_clock();  // tests of time-driven logic inject theirs
+
+  std::mutex policy_services_mutex;  // build_runtime runs on the signal thread; once at a time
+  std::shared_ptr<state::Backend> state;
+  std::string state_settings;  // what `state` was built from, to tell whether a reload changes it
+  std::shared_ptr<limits::LocalLimiter> limiter;
+  std::uint64_t limiter_bytes = 0;
+  limits::LoginFailureTracker login_failures;
+  std::unordered_map<std::string, std::uint32_t> limit_ids;  // by limit or route name, stable
+  std::uint32_t stable_id(const std::string& name);
 };
 
 struct EndpointRuntime {
@@ -76,6 +96,11 @@ struct Runtime {
   std::vector<std::unique_ptr<validate::RequestRules>> route_rules;  // by route; null = none
   std::vector<filters::RouteChain> route_chains;                     // by route
   const obs::RouteMetrics* unmatched_metrics = nullptr;
+  limits::IpRules ip_rules;
+  std::optional<auth::TokenDigest> admin_token;  // of server.admin.token_file; none = API off
+  std::shared_ptr<state::Backend> state;         // the backend this policy runs with
+  std::shared_ptr<limits::LocalLimiter> limiter;
+  std::vector<std::uint32_t> login_protection_ids;  // by route: its failure counts' key
 
   explicit Runtime(std::shared_ptr<const config::Policy> p);
 };

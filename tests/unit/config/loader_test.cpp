@@ -124,7 +124,8 @@ TEST_F(LoaderTest, SecondYamlDocumentIsRefused) {
 
 TEST_F(LoaderTest, YamlSyntaxErrorHasItsLocation) {
   EXPECT_EQ(error("version: 1\nserver:\n  listen: [1, 2\nlogging: {}\n"),
-            "policy.yaml:4:8: YAML syntax error: end of sequence flow not found");
+            "policy.yaml:4:8: YAML syntax error: did not find expected ',' or ']' (while "
+            "parsing a flow sequence)");
   EXPECT_THAT(error("version: 1\nserver: a\n  b: c\n"),
               AllOf(StartsWith("policy.yaml:3:"), HasSubstr("YAML syntax error")));
 }

@@ -32,7 +32,7 @@ TEST(YamlGuard, RefusesASecondDocument) {
   const auto problem = check_yaml("version: 1\n---\nversion: 2\n");
   ASSERT_TRUE(problem);
   EXPECT_EQ(problem->line, 2);
-  EXPECT_NE(problem->message.find("one YAML document"), std::string::npos);
+  EXPECT_NE(problem->message.find("single YAML document"), std::string::npos);
 }
 
 TEST(YamlGuard, RefusesDeepNesting) {

@@ -4,8 +4,12 @@
 #include "portcullis/filters/request_chain.hpp"
 
 #include <gtest/gtest.h>
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
 
 #include "portcullis/filters/response_headers.hpp"
+#include "portcullis/state/memory_backend.hpp"
 #include "unit/auth/jwt_test_support.hpp"
 
 namespace portcullis::filters {
@@ -39,7 +43,7 @@ class RequestChainTest : public ::testing::Test {
     route_.validate = config::RouteValidation{};
     chain_.auth = rule_.get();
     chain_.rules = rules_.get();
-    chain_.phases = phases_for(route_, true);
+    chain_.phases = phases_for(route_, true, policy_.rate_limits);
 
     ctx_.policy = &policy_;
     ctx_.route = &route_;
@@ -65,9 +69,49 @@ class RequestChainTest : public ::testing::Test {
     return {};
   }
 
+  std::string registry_serialized() {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, registry_.Collect());
+    return out.str();
+  }
+
+  ChainServices services() {
+    return ChainServices{cache_, clock_, state_.get(), &limiter_, &metrics_, fail_open_};
+  }
+
   Verdict run() {
-    ChainServices services{cache_, clock_};
-    return run_request_chain(ctx_, chain_, services);
+    auto chain_services = services();
+    if (check_ban(ctx_, chain_services) == Verdict::respond) return Verdict::respond;
+    return run_request_chain(ctx_, chain_, chain_services);
+  }
+
+  // Adds a limit to the policy and the route, and recompiles the route's chain.
+  void add_limit(config::RateLimitKey key, std::uint64_t rate, std::uint64_t burst) {
+    config::RateLimit limit;
+    limit.name = "limit" + std::to_string(policy_.rate_limits.size());
+    limit.key = key;
+    limit.rate = rate;
+    limit.per = std::chrono::seconds(1);
+    limit.burst = burst;
+    policy_.rate_limits.push_back(limit);
+    route_.rate_limits.push_back(policy_.rate_limits.size() - 1);
+    const LimitRule rule{static_cast<std::uint32_t>(policy_.rate_limits.size()),
+                         limits::GcraLimit::make(rate, limit.per, burst),
+                         &metrics_.rate_limit(limit.name)};
+    (key == config::RateLimitKey::jwt_sub ? chain_.user_limits : chain_.ip_limits).push_back(rule);
+    chain_.phases = phases_for(route_, true, policy_.rate_limits);
+  }
+
+  std::error_code write(auto record) {
+    std::error_code result = std::make_error_code(std::errc::operation_in_progress);
+    if constexpr (std::is_same_v<decltype(record), state::Revocation>) {
+      state_->revoke(record, [&](std::error_code ec) { result = ec; });
+    } else if constexpr (std::is_same_v<decltype(record), state::SubjectCutoff>) {
+      state_->cut_off(record, [&](std::error_code ec) { result = ec; });
+    } else {
+      state_->ban(record, [&](std::error_code ec) { result = ec; });
+    }
+    return result;  // the memory backend without a file acknowledges at once
   }
 
   core::ManualClock clock_;
@@ -81,13 +125,36 @@ class RequestChainTest : public ::testing::Test {
   RouteChain chain_;
   RequestCtx ctx_;
   std::string token_text_;
+  std::shared_ptr<state::MemoryBackend> state_ =
+      std::make_shared<state::MemoryBackend>(state::MemoryBackendOptions{}, clock_);
+  limits::LocalLimiter limiter_;
+  prometheus::Registry registry_;
+  obs::StateMetrics metrics_{registry_};
+  bool fail_open_ = false;
+};
+
+// A backend that cannot be reached: what the phases see while Redis is down.
+class UnreachableBackend final : public state::Backend {
+ public:
+  explicit UnreachableBackend(const core::Clock& clock) : inner_({}, clock) {}
+  const state::Mirror& mirror() const override { return inner_.mirror(); }
+  void revoke(state::Revocation, Done done) override { done(state::StateError::stopped); }
+  void cut_off(state::SubjectCutoff, Done done) override { done(state::StateError::stopped); }
+  void ban(state::Ban, Done done) override { done(state::StateError::stopped); }
+  void unban(core::IpAddress, Done done) override { done(state::StateError::stopped); }
+  bool available() const override { return false; }
+  bool durable() const override { return true; }
+
+ private:
+  state::MemoryBackend inner_;
 };
 
 TEST_F(RequestChainTest, PhasesFollowTheFixedOrderAndOnlyWhatTheRouteConfigures) {
-  EXPECT_EQ(chain_.phases, (std::vector<RequestPhase>{RequestPhase::request_rules,
-                                                      RequestPhase::jwt, RequestPhase::authorize}));
+  EXPECT_EQ(chain_.phases,
+            (std::vector<RequestPhase>{RequestPhase::request_rules, RequestPhase::jwt,
+                                       RequestPhase::revocation, RequestPhase::authorize}));
   config::Route plain;
-  EXPECT_TRUE(phases_for(plain, false).empty());
+  EXPECT_TRUE(phases_for(plain, false, policy_.rate_limits).empty());
 }
 
 TEST_F(RequestChainTest, ContentTypeRulesAnswerBeforeAnySignatureIsVerified) {
@@ -154,6 +221,114 @@ TEST_F(RequestChainTest, LocalReplyGoesThroughTheResponseFilters) {
   EXPECT_NE(out.find("X-Content-Type-Options: nosniff"), std::string::npos);
   EXPECT_NE(out.find("X-Request-Id: req-1"), std::string::npos);
   EXPECT_NE(out.find("WWW-Authenticate: Bearer"), std::string::npos);
+}
+
+TEST_F(RequestChainTest, RevokedTokenIsRefusedAfterItsSignatureIsVerified) {
+  token_text_ = token(good_claims());
+  set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
+  ASSERT_FALSE(write(state::Revocation{"", "token-1", kNow + 600}));
+  EXPECT_EQ(run(), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 401);
+  EXPECT_EQ(ctx_.reply.reason, core::Reason::jwt_revoked);
+  EXPECT_NE(reply_header("WWW-Authenticate").find("invalid_token"), std::string_view::npos);
+  EXPECT_TRUE(ctx_.claim_headers.empty());
+  EXPECT_EQ(ctx_.subject, "alice");  // known for the logs
+}
+
+TEST_F(RequestChainTest, CachedTokenIsCheckedAgainstTheDenylistToo) {
+  token_text_ = token(good_claims());
+  set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
+  ASSERT_EQ(run(), Verdict::next);  // verified and cached
+  ctx_ = RequestCtx{.policy = &policy_, .route = &route_};
+  set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
+  ASSERT_FALSE(write(state::SubjectCutoff{std::string(kIssuer), "alice", kNow}));
+  EXPECT_EQ(run(), Verdict::respond);
+  EXPECT_TRUE(ctx_.jwt.cache_hit);
+  EXPECT_EQ(ctx_.reply.reason, core::Reason::jwt_revoked);
+}
+
+TEST_F(RequestChainTest, UnreachableStateRefusesJwtRoutesUnlessFailOpen) {
+  token_text_ = token(good_claims());
+  set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
+  state_.reset();
+  UnreachableBackend unreachable(clock_);
+  auto chain_services = services();
+  chain_services.state = &unreachable;
+  EXPECT_EQ(run_request_chain(ctx_, chain_, chain_services), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 503);
+  EXPECT_EQ(ctx_.reply.reason, core::Reason::state_unavailable);
+
+  ctx_ = RequestCtx{.policy = &policy_, .route = &route_};
+  set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
+  chain_services.fail_open = true;
+  EXPECT_EQ(run_request_chain(ctx_, chain_, chain_services), Verdict::next);
+  EXPECT_NE(ctx_.principal, nullptr);
+  EXPECT_NE(registry_serialized().find("portcullis_state_fail_open_total 1"), std::string::npos);
+}
+
+TEST_F(RequestChainTest, BannedClientIsRefusedUntilTheBanEnds) {
+  ctx_.client_ip = *core::IpAddress::parse("2001:db8::7");
+  ASSERT_FALSE(write(state::Ban{*core::IpAddress::parse("2001:db8::1"), kNow + 90, "test"}));
+  set_headers({{"Content-Type", "application/json"}});
+  EXPECT_EQ(run(), Verdict::respond);  // the same /64
+  EXPECT_EQ(ctx_.reply.status, 429);
+  EXPECT_EQ(ctx_.reply.reason, core::Reason::ip_banned);
+  EXPECT_EQ(reply_header("Retry-After"), "90");
+  EXPECT_FALSE(ctx_.jwt.checked);
+
+  clock_.advance(std::chrono::seconds(90));
+  ctx_.reply = {};
+  EXPECT_EQ(run(), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 401);  // the ban is over: on to the token check
+}
+
+TEST_F(RequestChainTest, PerIpLimitAnswersBeforeAnySignatureIsVerified) {
+  add_limit(config::RateLimitKey::client_ip, 1, 2);
+  EXPECT_EQ(chain_.phases.front(), RequestPhase::ip_limits);
+  ctx_.client_ip = *core::IpAddress::parse("192.0.2.1");
+  set_headers({{"Content-Type", "application/json"}});  // no token
+  for (int i = 0; i < 2; ++i) {
+    ctx_.reply = {};
+    EXPECT_EQ(run(), Verdict::respond);
+    EXPECT_EQ(ctx_.reply.status, 401);
+  }
+  ctx_.reply = {};
+  ctx_.jwt = {};
+  EXPECT_EQ(run(), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 429);
+  EXPECT_FALSE(ctx_.jwt.checked);
+  EXPECT_EQ(reply_header("Retry-After"), "1");
+  EXPECT_EQ(reply_header("RateLimit-Limit"), "2");
+  EXPECT_EQ(reply_header("RateLimit-Remaining"), "0");
+  EXPECT_EQ(reply_header("RateLimit-Reset"), "2");
+  // A refused request consumed nothing: one emission interval later exactly one passes.
+  clock_.advance(std::chrono::seconds(1));
+  ctx_.reply = {};
+  EXPECT_EQ(run(), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 401);
+  ctx_.reply = {};
+  EXPECT_EQ(run(), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 429);
+  // Another client has its own budget.
+  ctx_.client_ip = *core::IpAddress::parse("192.0.2.2");
+  ctx_.reply = {};
+  EXPECT_EQ(run(), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 401);
+}
+
+TEST_F(RequestChainTest, PerUserLimitFollowsTheSubjectAcrossAddresses) {
+  add_limit(config::RateLimitKey::jwt_sub, 1, 1);
+  EXPECT_EQ(chain_.phases.back(), RequestPhase::user_limits);
+  token_text_ = token(good_claims());
+  set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
+  ctx_.client_ip = *core::IpAddress::parse("192.0.2.1");
+  EXPECT_EQ(run(), Verdict::next);
+  ctx_ = RequestCtx{.policy = &policy_, .route = &route_};
+  set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
+  ctx_.client_ip = *core::IpAddress::parse("198.51.100.9");
+  EXPECT_EQ(run(), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 429);
+  EXPECT_EQ(ctx_.reply.reason, core::Reason::rate_limited);
 }
 
 }  // namespace

@@ -1,0 +1,122 @@
+// The long-lived services a policy asks for (state backend, rate limiter, login-failure counts,
+// IP rules, each route's limits) attached to a Runtime. A service is created by the first policy
+// that is served and kept by later ones while its settings are unchanged, so a reload keeps
+// budgets, bans and revocations; a setting that cannot change without a restart (the state
+// backend) keeps the running one and says so.
+
+#include <openssl/crypto.h>
+
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+#include "portcullis/state/memory_backend.hpp"
+#include "worker.hpp"
+
+namespace portcullis::net {
+namespace {
+
+std::string state_settings_key(const config::StateSettings& settings) {
+  std::string key = settings.backend == config::StateBackendKind::memory ? "memory|" : "redis|";
+  key += settings.backend == config::StateBackendKind::memory ? settings.memory_path
+                                                              : settings.redis.url;
+  key += "|" + std::to_string(settings.max_token_lifetime.count());
+  return key;
+}
+
+std::shared_ptr<state::Backend> make_state_backend(const config::StateSettings& settings,
+                                                   const core::Clock& clock) {
+  if (settings.backend == config::StateBackendKind::redis) {
+    throw std::runtime_error("state.backend: redis is not available in this build; use memory");
+  }
+  state::MemoryBackendOptions options;
+  options.path = settings.memory_path;
+  options.mirror.retention.max_token_lifetime =
+      std::chrono::duration_cast<std::chrono::seconds>(settings.max_token_lifetime);
+  auto backend = std::make_shared<state::MemoryBackend>(options, clock);
+  backend->start();
+  return backend;
+}
+
+}  // namespace
+
+Services::~Services() {
+  if (state) state->stop();
+}
+
+std::uint32_t Services::stable_id(const std::string& name) {
+  const auto [found, inserted] =
+      limit_ids.try_emplace(name, static_cast<std::uint32_t>(limit_ids.size()));
+  return found->second;
+}
+
+void attach_policy_services(Runtime& runtime, Services& services, bool serving,
+                            std::vector<std::string>* warnings) {
+  const config::Policy& policy = *runtime.policy;
+  if (policy.state.backend == config::StateBackendKind::redis) {
+    throw std::runtime_error(policy.state.location.file + ":" +
+                             std::to_string(policy.state.location.line) + ":" +
+                             std::to_string(policy.state.location.column) +
+                             ": state.backend: redis is not available in this build; use memory");
+  }
+  runtime.ip_rules = limits::IpRules(policy.ip_rules.deny, policy.ip_rules.allow);
+  if (!policy.server.admin.token_file.empty()) {
+    // Checked readable and non-blank when the policy was loaded; surrounding white space (a
+    // trailing newline) is not part of the token.
+    std::ifstream in(policy.server.admin.token_file, std::ios::binary);
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto first = token.find_first_not_of(" \t\r\n");
+    const auto last = token.find_last_not_of(" \t\r\n");
+    if (!in.good() && !in.eof()) throw std::runtime_error("server.admin.token_file: unreadable");
+    if (first != std::string::npos)
+      runtime.admin_token =
+          auth::token_digest(std::string_view(token).substr(first, last - first + 1));
+    OPENSSL_cleanse(token.data(), token.size());
+  }
+
+  std::lock_guard lock(services.policy_services_mutex);
+  const std::string key = state_settings_key(policy.state);
+  if (serving) {
+    if (!services.state) {
+      services.state = make_state_backend(policy.state, *services.clock);
+      services.state_settings = key;
+      if (!services.state->durable() && warnings) {
+        warnings->push_back(
+            "state.memory.path is empty: revocations and bans live in this process only");
+      }
+    } else if (services.state_settings != key && warnings) {
+      warnings->push_back(
+          "state: changed settings take effect at the next restart; the running backend stays");
+    }
+    if (!services.limiter || services.limiter_bytes != policy.state.local_memory) {
+      limits::KeyTableOptions options;
+      options.memory_bytes = static_cast<std::size_t>(policy.state.local_memory);
+      services.limiter = std::make_shared<limits::LocalLimiter>(options);
+      services.limiter_bytes = policy.state.local_memory;
+    }
+  }
+  runtime.state = services.state;
+  runtime.limiter = services.limiter;
+
+  std::vector<std::uint32_t> limit_ids;
+  std::vector<const obs::RateLimitMetrics*> limit_metrics;
+  for (const auto& limit : policy.rate_limits) {
+    limit_ids.push_back(services.stable_id("limit:" + limit.name));
+    limit_metrics.push_back(&services.metrics.state.rate_limit(limit.name));
+  }
+  for (std::size_t i = 0; i < policy.routes.size(); ++i) {
+    const auto& route = policy.routes[i];
+    auto& chain = runtime.route_chains[i];
+    for (const std::size_t index : route.rate_limits) {
+      const auto& limit = policy.rate_limits[index];
+      const filters::LimitRule rule{limit_ids[index],
+                                    limits::GcraLimit::make(limit.rate, limit.per, limit.burst),
+                                    limit_metrics[index]};
+      (limit.key == config::RateLimitKey::jwt_sub ? chain.user_limits : chain.ip_limits)
+          .push_back(rule);
+    }
+    runtime.login_protection_ids.push_back(services.stable_id("login:" + route.name));
+  }
+}
+
+}  // namespace portcullis::net
