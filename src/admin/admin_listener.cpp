@@ -20,17 +20,30 @@ std::int64_t unix_now(const core::Clock& clock) {
   return std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count();
 }
 
-// Runs `start(done)` (a state backend write) and resumes on this coroutine's executor when the
-// backend calls `done`, from whichever thread it calls it on.
-template <class Start>
-asio::awaitable<std::error_code> await_state_write(Start start) {
+// One admin write to the state backend.
+using StateWrite =
+    std::variant<state::Revocation, state::SubjectCutoff, state::Ban, core::IpAddress>;
+
+// Hands `write` to the backend and resumes on this coroutine's executor when the backend calls
+// back, from whichever thread it calls back on. The record is taken by reference and copied only
+// inside the initiation (no record travels as a temporary through a co_await expression).
+asio::awaitable<std::error_code> write_state(state::Backend& backend, const StateWrite& write) {
   auto executor = co_await asio::this_coro::executor;
   co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::error_code)>(
-      [executor, start = std::move(start)](auto handler) mutable {
+      [&backend, &write, executor](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        start([executor, shared](std::error_code ec) {
+        state::Backend::Done done = [executor, shared](std::error_code ec) {
           asio::post(executor, [shared, ec]() mutable { std::move (*shared)(ec); });
-        });
+        };
+        if (const auto* record = std::get_if<state::Revocation>(&write)) {
+          backend.revoke(*record, std::move(done));
+        } else if (const auto* cutoff = std::get_if<state::SubjectCutoff>(&write)) {
+          backend.cut_off(*cutoff, std::move(done));
+        } else if (const auto* ban = std::get_if<state::Ban>(&write)) {
+          backend.ban(*ban, std::move(done));
+        } else {
+          backend.unban(std::get<core::IpAddress>(write), std::move(done));
+        }
       },
       asio::use_awaitable);
 }
@@ -234,8 +247,7 @@ asio::awaitable<void> ClientConnection::serve_admin_api(const Runtime& runtime) 
   }
 
   std::string what;  // for the security log: the record, never the token
-  std::error_code written;
-  auto& backend = *runtime.state;
+  StateWrite write;
   if (endpoint == obs::AdminEndpoint::post_revocations) {
     auto parsed = admin::parse_revocation(body, now);
     if (const auto* error = std::get_if<admin::BodyError>(&parsed)) {
@@ -247,22 +259,14 @@ asio::awaitable<void> ClientConnection::serve_admin_api(const Runtime& runtime) 
       what = R"("what":"revoke_token","jti":)" + json_text(token->jti) + R"(,"exp":)" +
              std::to_string(token->exp);
       if (!token->issuer.empty()) what += R"(,"iss":)" + json_text(token->issuer);
-      state::Revocation record{std::move(token->issuer), std::move(token->jti), token->exp};
-      written = co_await await_state_write(
-          [&backend, record = std::move(record)](state::Backend::Done done) mutable {
-            backend.revoke(std::move(record), std::move(done));
-          });
+      write = state::Revocation{std::move(token->issuer), std::move(token->jti), token->exp};
     } else {
       auto& subject = std::get<admin::SubjectRevocation>(request);
       what = R"("what":"revoke_subject","sub":)" + json_text(subject.subject) +
              R"(,"issued_before":)" + std::to_string(subject.issued_before);
       if (!subject.issuer.empty()) what += R"(,"iss":)" + json_text(subject.issuer);
-      state::SubjectCutoff record{std::move(subject.issuer), std::move(subject.subject),
-                                  subject.issued_before};
-      written = co_await await_state_write(
-          [&backend, record = std::move(record)](state::Backend::Done done) mutable {
-            backend.cut_off(std::move(record), std::move(done));
-          });
+      write = state::SubjectCutoff{std::move(subject.issuer), std::move(subject.subject),
+                                   subject.issued_before};
     }
   } else if (endpoint == obs::AdminEndpoint::post_bans) {
     auto parsed = admin::parse_ban(body);
@@ -275,10 +279,7 @@ asio::awaitable<void> ClientConnection::serve_admin_api(const Runtime& runtime) 
     what = R"("what":"ban","ip":)" + json_text(record.ip.to_string()) + R"(,"until":)" +
            std::to_string(record.until) + R"(,"reason":)" + json_text(record.reason);
     metrics.ban_issued(obs::BanSource::admin);
-    written = co_await await_state_write(
-        [&backend, record = std::move(record)](state::Backend::Done done) mutable {
-          backend.ban(std::move(record), std::move(done));
-        });
+    write = std::move(record);
   } else {
     const auto ip = admin::ban_path_ip(path);
     if (!ip) {
@@ -287,9 +288,9 @@ asio::awaitable<void> ClientConnection::serve_admin_api(const Runtime& runtime) 
       co_return;
     }
     what = R"("what":"unban","ip":)" + json_text(ip->client_key().to_string());
-    written = co_await await_state_write(
-        [&backend, ip = *ip](state::Backend::Done done) { backend.unban(ip, std::move(done)); });
+    write = *ip;
   }
+  const std::error_code written = co_await write_state(*runtime.state, write);
   std::string event = R"("event":"admin_write",)" + what + R"(,"by":)" + json_text(token_hash);
   if (written) {
     runtime.logs->security_event(event + R"(,"result":"refused","error":)" +
