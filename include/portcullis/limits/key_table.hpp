@@ -152,6 +152,16 @@ class KeyTable {
     std::sort(locked.begin(), locked.begin() + locked_count);
     for (std::size_t i = 0; i < locked_count; ++i)
       shards_[locked[i]].mutex.lock();
+    // Released in reverse order on every way out, a throwing `decide` included.
+    struct Unlock {
+      Shard* shards;
+      const std::size_t* order;
+      std::size_t count;
+      ~Unlock() {
+        for (std::size_t i = count; i-- > 0;)
+          shards[order[i]].mutex.unlock();
+      }
+    } const unlock{shards_.get(), locked.data(), locked_count};
     for (std::size_t i = 0; i < n; ++i) {
       const Shard& shard = shards_[shard_of[i]];
       found_at[i] = shard.find(keys[i], hashes[i]);
@@ -173,8 +183,6 @@ class KeyTable {
       if (!slots[i].store || found_at[i] != kNil) continue;
       insert_or_assign(shards_[shard_of[i]], keys[i], hashes[i], slots[i].value, now_us);
     }
-    for (std::size_t i = locked_count; i-- > 0;)
-      shards_[locked[i]].mutex.unlock();
   }
 
   KeyTableStats stats() const {
