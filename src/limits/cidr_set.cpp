@@ -89,31 +89,29 @@ CidrSet::CidrSet(std::span<const core::Cidr> blocks) {
     }
     merged.push_back(range);
   }
+  bounds_.reserve(merged.size());
   for (const Range& range : merged) {
-    first_high_.push_back(range.first.high);
-    first_low_.push_back(range.first.low);
-    last_high_.push_back(range.last.high);
-    last_low_.push_back(range.last.low);
+    bounds_.push_back({range.first.high, range.first.low, range.last.high, range.last.low});
   }
 }
 
 bool CidrSet::contains(const core::IpAddress& address) const {
   const U128 value = from_address(address);
-  // The number of ranges whose first address is <= value; the candidate is the last of those.
-  std::size_t low = 0;
-  std::size_t count = first_high_.size();
-  while (count > 0) {
+  // Branch-free (comparisons become flags and conditional moves, not jumps a random address
+  // would mispredict): first, the range with the greatest first address <= value.
+  const auto below = [&](std::uint64_t high, std::uint64_t low) {  // value < (high, low)
+    return (value.high < high) | ((value.high == high) & (value.low < low));
+  };
+  std::size_t count = bounds_.size();
+  if (count == 0) return false;
+  const Bounds* base = bounds_.data();
+  if (below(base->first_high, base->first_low)) return false;
+  while (count > 1) {
     const std::size_t half = count / 2;
-    const std::size_t mid = low + half;
-    if (U128{first_high_[mid], first_low_[mid]} <= value) {
-      low = mid + 1;
-      count -= half + 1;
-    } else {
-      count = half;
-    }
+    base = below(base[half].first_high, base[half].first_low) ? base : base + half;
+    count -= half;
   }
-  if (low == 0) return false;
-  return value <= U128{last_high_[low - 1], last_low_[low - 1]};
+  return !(U128{base->last_high, base->last_low} < value);
 }
 
 }  // namespace portcullis::limits

@@ -6,7 +6,7 @@
 // Representation: every CIDR is a range [first, last] of the 128-bit address space (IPv4 as
 // ::ffff:a.b.c.d, core/ip.hpp); the ranges are sorted and overlapping or adjacent ones merged, so
 // a lookup is one binary search over disjoint ranges: ~log2(n) comparisons of two 64-bit words
-// over two flat arrays, whatever the mix of prefix lengths. A binary trie would chase up to 128
+// in one flat array, whatever the mix of prefix lengths. A binary trie would chase up to 128
 // pointers, and hash sets per prefix length need one probe per distinct length; both use more
 // memory. Built once, immutable afterwards (a reload builds a new set), so readers on every
 // worker share it without locks.
@@ -30,13 +30,17 @@ class CidrSet {
   explicit CidrSet(std::span<const core::Cidr> blocks);
 
   bool contains(const core::IpAddress& address) const;
-  bool empty() const { return first_high_.empty(); }
-  std::size_t range_count() const { return first_high_.size(); }  // after merging
-  std::size_t memory_bytes() const { return range_count() * 4 * sizeof(std::uint64_t); }
+  bool empty() const { return bounds_.empty(); }
+  std::size_t range_count() const { return bounds_.size(); }  // after merging
+  std::size_t memory_bytes() const { return bounds_.size() * sizeof(Bounds); }
 
  private:
-  // Range i is [first_i, last_i], each as (high, low) 64-bit halves, in four parallel arrays.
-  std::vector<std::uint64_t> first_high_, first_low_, last_high_, last_low_;
+  // One merged range [first, last], each address as its high and low 64-bit halves; 32 bytes,
+  // so a probe reads one cache line.
+  struct Bounds {
+    std::uint64_t first_high, first_low, last_high, last_low;
+  };
+  std::vector<Bounds> bounds_;  // sorted, disjoint, not adjacent
 };
 
 class IpRules {

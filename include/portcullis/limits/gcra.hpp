@@ -57,7 +57,8 @@ struct GcraLimit {
   std::int64_t burst = 1;
 
   // rate, per and burst below 1 are raised to 1 (1 microsecond for per); a burst whose window
-  // would exceed kMaxWindowMicros is lowered to fit.
+  // would exceed kMaxWindowMicros is lowered to fit. T is at least 1 microsecond, so a rate
+  // above one per microsecond acts as one per microsecond.
   static GcraLimit make(std::uint64_t rate, std::chrono::nanoseconds per, std::uint64_t burst);
   std::int64_t window_us() const { return emission_us * burst; }  // L
   friend bool operator==(const GcraLimit&, const GcraLimit&) = default;

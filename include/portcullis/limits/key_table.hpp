@@ -126,15 +126,18 @@ class KeyTable {
   // Shards are locked in index order, so concurrent batches never deadlock. A key that is not
   // stored back commits no memory. Keys should be distinct (a repeated key is read twice and
   // written by its last slot).
-  template <typename Decide>
-  void update(std::span<const LimitKey> keys, std::int64_t now_us, Decide&& decide) {
+  // `keys` is any indexable sequence of LimitKey with size() (a std::span, or a view over the
+  // caller's own records).
+  template <typename Keys, typename Decide>
+  void update(const Keys& keys, std::int64_t now_us, Decide&& decide) {
     assert(keys.size() <= kMaxBatchKeys);
     const std::size_t n = std::min(keys.size(), kMaxBatchKeys);
-    std::array<Slot, kMaxBatchKeys> slots{};
-    std::array<std::uint32_t, kMaxBatchKeys> hashes{};
-    std::array<std::uint32_t, kMaxBatchKeys> found_at{};
-    std::array<std::size_t, kMaxBatchKeys> shard_of{};
-    std::array<std::size_t, kMaxBatchKeys> locked{};
+    // Scratch for n keys; only the first n elements are written or read.
+    std::array<Slot, kMaxBatchKeys> slots;
+    std::array<std::uint32_t, kMaxBatchKeys> hashes;
+    std::array<std::uint32_t, kMaxBatchKeys> found_at;
+    std::array<std::size_t, kMaxBatchKeys> shard_of;
+    std::array<std::size_t, kMaxBatchKeys> locked;
     std::size_t locked_count = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint64_t hash = hash_key(keys[i]);
@@ -149,6 +152,16 @@ class KeyTable {
     std::sort(locked.begin(), locked.begin() + locked_count);
     for (std::size_t i = 0; i < locked_count; ++i)
       shards_[locked[i]].mutex.lock();
+    // Released in reverse order on every way out, a throwing `decide` included.
+    struct Unlock {
+      Shard* shards;
+      const std::size_t* order;
+      std::size_t count;
+      ~Unlock() {
+        for (std::size_t i = count; i-- > 0;)
+          shards[order[i]].mutex.unlock();
+      }
+    } const unlock{shards_.get(), locked.data(), locked_count};
     for (std::size_t i = 0; i < n; ++i) {
       const Shard& shard = shards_[shard_of[i]];
       found_at[i] = shard.find(keys[i], hashes[i]);
@@ -170,8 +183,6 @@ class KeyTable {
       if (!slots[i].store || found_at[i] != kNil) continue;
       insert_or_assign(shards_[shard_of[i]], keys[i], hashes[i], slots[i].value, now_us);
     }
-    for (std::size_t i = locked_count; i-- > 0;)
-      shards_[locked[i]].mutex.unlock();
   }
 
   KeyTableStats stats() const {

@@ -188,5 +188,38 @@ TEST(Gcra, SeveralLimitsAllOrNothing) {
   EXPECT_TRUE(gcra_decide_all({}, kStart, none).allowed);
 }
 
+// Fixed inputs and outputs of the documented arithmetic: any other implementation of the
+// decision (the Redis script) must reproduce this table exactly.
+TEST(Gcra, ReferenceVectors) {
+  struct Vector {
+    std::uint64_t rate;
+    std::chrono::nanoseconds per;
+    std::uint64_t burst;
+    std::int64_t now, tat;
+    bool allowed;
+    std::int64_t new_tat, remaining, reset, retry_after;
+  };
+  const Vector vectors[] = {
+      {100, 1s, 200, 1'000'000, 0, true, 1'010'000, 199, 1, 0},
+      {100, 1s, 200, 1'000'000, 2'995'000, false, 2'995'000, 0, 2, 1},
+      {100, 1s, 200, 1'000'000, 2'990'000, true, 3'000'000, 0, 2, 0},
+      {10, 1min, 10, 100'000'000, 160'000'000, false, 160'000'000, 0, 60, 6},
+      {10, 1min, 10, 100'000'001, 160'000'000, false, 160'000'000, 0, 60, 6},
+      {3, 1s, 2, 5'000'000, 5'400'000, false, 5'400'000, 0, 1, 1},
+      {3, 1s, 2, 5'066'666, 5'400'000, true, 5'733'334, 0, 1, 0},
+  };
+  for (const Vector& v : vectors) {
+    const GcraResult r = gcra_decide(GcraLimit::make(v.rate, v.per, v.burst), v.now, v.tat);
+    SCOPED_TRACE(testing::Message() << v.rate << "/" << v.per.count() << "ns burst " << v.burst
+                                    << " now " << v.now << " tat " << v.tat);
+    EXPECT_EQ(r.allowed, v.allowed);
+    EXPECT_EQ(r.new_tat, v.new_tat);
+    EXPECT_EQ(r.limit, static_cast<std::int64_t>(v.burst));
+    EXPECT_EQ(r.remaining, v.remaining);
+    EXPECT_EQ(r.reset, v.reset);
+    EXPECT_EQ(r.retry_after, v.retry_after);
+  }
+}
+
 }  // namespace
 }  // namespace portcullis::limits

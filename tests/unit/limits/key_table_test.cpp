@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -121,6 +122,66 @@ TEST(KeyTable, EvictsIdleKeysFirstThenTheLeastRecentlyUsed) {
   EXPECT_EQ(busy.size(), kMaxBatchKeys);
 }
 
+TEST(KeyTable, EvictionFollowsTheDocumentedOrderAgainstAModel) {
+  // One shard of kMaxBatchKeys keys against a list kept in use order: a store is a use, a find
+  // is not; a full shard drops the first idle key among the kEvictScan least recently used,
+  // else the least recently used.
+  KeyTable<RateState> table({0, 1});
+  std::vector<std::pair<std::uint32_t, std::int64_t>> model;  // front = most recently used
+  std::mt19937 random(3);
+  std::int64_t now = 1000;
+  const auto position = [&](std::uint32_t address) {
+    return std::find_if(model.begin(), model.end(),
+                        [&](const auto& entry) { return entry.first == address; });
+  };
+  for (int step = 0; step < 100'000; ++step) {
+    now += random() % 3;
+    const std::uint32_t address = random() % 40;
+    const LimitKey key = v4_key(0, address);
+    const int op = random() % 10;
+    if (op < 6) {
+      const std::int64_t value = now + static_cast<std::int64_t>(random() % 40) - 20;
+      auto it = position(address);
+      if (it != model.end()) {
+        model.erase(it);
+      } else if (model.size() == kMaxBatchKeys) {
+        auto victim = std::prev(model.end());
+        auto scan = model.rbegin();
+        for (std::size_t i = 0; i < kEvictScan; ++i, ++scan) {
+          if (scan->second <= now) {
+            victim = std::prev(scan.base());
+            break;
+          }
+        }
+        model.erase(victim);
+      }
+      model.insert(model.begin(), {address, value});
+      if (op < 3) {
+        table.store(key, RateState{value}, now);
+      } else {
+        // The same through a batch update.
+        table.update(std::span<const LimitKey>(&key, 1), now,
+                     [&](std::span<KeyTable<RateState>::Slot> slots) {
+                       slots[0].value.tat = value;
+                       slots[0].store = true;
+                     });
+      }
+    } else if (op < 7) {
+      const auto it = position(address);
+      EXPECT_EQ(table.erase(key), it != model.end());
+      if (it != model.end()) model.erase(it);
+    } else {
+      const auto found = table.find(key);
+      const auto it = position(address);
+      ASSERT_EQ(found.has_value(), it != model.end()) << step;
+      if (found) {
+        ASSERT_EQ(found->tat, it->second) << step;
+      }
+    }
+  }
+  EXPECT_EQ(table.size(), model.size());
+}
+
 TEST(KeyTable, AMillionDistinctClientsStayWithinTheMemoryBound) {
   constexpr std::size_t kBound = std::size_t{16} << 20;
   const std::size_t rss_before = resident_bytes();
@@ -143,7 +204,12 @@ TEST(KeyTable, AMillionDistinctClientsStayWithinTheMemoryBound) {
   const double per_key = static_cast<double>(stats.memory_bytes) / stats.capacity;
   EXPECT_LE(per_key, 56.0);
   const std::size_t rss_growth = resident_bytes() - rss_before;
-  EXPECT_LE(rss_growth, kBound + (std::size_t{2} << 20));
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr std::size_t kSlack = kBound / 2;  // shadow memory: an eighth or more on top
+#else
+  constexpr std::size_t kSlack = std::size_t{2} << 20;
+#endif
+  EXPECT_LE(rss_growth, kBound + kSlack);
   std::cout << "keys held " << stats.size << " of " << stats.capacity << ", " << per_key
             << " bytes per key reserved, resident growth " << (rss_growth >> 10) << " KiB for a "
             << (kBound >> 10) << " KiB bound, evicted idle " << stats.evictions_idle << " active "
