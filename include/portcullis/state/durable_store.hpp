@@ -82,8 +82,8 @@ class DurableStore {
 
   // Starts the writer thread. Writes queued before start() are committed once it runs.
   void start();
-  // Commits everything queued, then joins the writer. Later writes complete at once with
-  // StateError::stopped. Idempotent.
+  // Commits everything queued, joins the writer and closes the file (another store may then
+  // open it). Later writes complete at once with StateError::stopped. Idempotent.
   void stop();
 
   // Queue a write; `done` is called exactly once (on the writer thread, or at once on the calling
