@@ -257,12 +257,13 @@ TEST(Mirror, ConcurrentReadersAndAWriterStayConsistent) {
   std::vector<std::thread> readers;
   for (int r = 0; r < 3; ++r) {
     readers.emplace_back([&, r] {
-      int checked = 0;
+      std::uint64_t checked = 0;
       while (!done.load() || checked < 100) {
         const int upto = published.load(std::memory_order_acquire);
         if (upto >= 0) {
           // Even-numbered revocations stay; odd ones are removed again by the writer.
-          const int any = (checked * 7919) % (upto + 1);
+          const auto any =
+              static_cast<int>((checked * 7919) % static_cast<std::uint64_t>(upto + 1));
           const int pick = any - (any % 2);
           if (!mirror.is_revoked(kIss, "keep" + std::to_string(pick), "", kNoIssuedAt, kNow))
             failures.fetch_add(1);
@@ -274,9 +275,10 @@ TEST(Mirror, ConcurrentReadersAndAWriterStayConsistent) {
     });
   }
   for (int i = 0; i < kWrites; ++i) {
-    ASSERT_FALSE(mirror.apply(Revocation{kIss, "keep" + std::to_string(i), kNow + 100}, kNow));
+    // EXPECT, not ASSERT: returning early would leave the readers running.
+    EXPECT_FALSE(mirror.apply(Revocation{kIss, "keep" + std::to_string(i), kNow + 100}, kNow));
     if (i % 2 == 1) {
-      ASSERT_TRUE(mirror.remove_revocation(kIss, "keep" + std::to_string(i)));
+      EXPECT_TRUE(mirror.remove_revocation(kIss, "keep" + std::to_string(i)));
     }
     published.store(i, std::memory_order_release);
   }
