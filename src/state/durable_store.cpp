@@ -89,6 +89,10 @@ bool exec(sqlite3* db, const char* sql) {
   return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
 }
 
+void refuse(const DurableStore::Done& done, StateError error) {
+  if (done) done(error);
+}
+
 // Makes a newly created file's directory entry durable.
 void sync_parent_directory(const std::string& path) {
   auto parent = std::filesystem::path(path).parent_path();
@@ -274,17 +278,17 @@ void DurableStore::stop() {
 }
 
 void DurableStore::put(const Revocation& revocation, Done done) {
-  if (!is_valid(revocation)) return done(StateError::invalid_record);
+  if (!is_valid(revocation)) return refuse(done, StateError::invalid_record);
   enqueue(revocation, std::move(done));
 }
 
 void DurableStore::put(const SubjectCutoff& cutoff, Done done) {
-  if (!is_valid(cutoff)) return done(StateError::invalid_record);
+  if (!is_valid(cutoff)) return refuse(done, StateError::invalid_record);
   enqueue(cutoff, std::move(done));
 }
 
 void DurableStore::put(const Ban& ban, Done done) {
-  if (!is_valid(ban)) return done(StateError::invalid_record);
+  if (!is_valid(ban)) return refuse(done, StateError::invalid_record);
   Ban stored = ban;
   stored.ip = ban.ip.client_key();
   enqueue(std::move(stored), std::move(done));
