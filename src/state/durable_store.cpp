@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -12,6 +13,7 @@ namespace {
 
 constexpr std::int32_t kApplicationId = 0x50435354;  // "PCST"
 constexpr int kSchemaVersion = 1;
+constexpr const char* kInUse = "in use by another process or store (one gateway per state file)";
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE revocations(
@@ -87,6 +89,10 @@ bool exec(sqlite3* db, const char* sql) {
   return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
 }
 
+void refuse(const DurableStore::Done& done, StateError error) {
+  if (done) done(error);
+}
+
 // Makes a newly created file's directory entry durable.
 void sync_parent_directory(const std::string& path) {
   auto parent = std::filesystem::path(path).parent_path();
@@ -121,21 +127,32 @@ DurableStore::DurableStore(std::string path, const core::Clock& clock,
   if (!exec(db_, "PRAGMA locking_mode=EXCLUSIVE")) fail(sqlite3_errmsg(db_));
   {
     Statement mode(db_, "PRAGMA journal_mode=WAL");
-    if (mode.step() != SQLITE_ROW) fail(std::string("cannot use it (") + mode.error() + ")");
+    if (const int step = mode.step(); step != SQLITE_ROW) {
+      if ((step & 0xff) == SQLITE_BUSY || (step & 0xff) == SQLITE_LOCKED) fail(kInUse);
+      fail(std::string("cannot use it (") + mode.error() + ")");
+    }
     if (mode.text(0) != "wal") fail("cannot switch to WAL journaling");
   }
   if (!exec(db_, "PRAGMA synchronous=FULL")) fail(sqlite3_errmsg(db_));
   if (!exec(db_, "BEGIN IMMEDIATE")) {
     const int code = sqlite3_errcode(db_) & 0xff;
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-      fail("in use by another process (one gateway per state file)");
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) fail(kInUse);
     fail(std::string("not writable (") + sqlite3_errmsg(db_) + ")");
   }
   {
-    Statement check(db_, "PRAGMA quick_check");
-    if (check.step() != SQLITE_ROW || check.text(0) != "ok") {
+    // quick_check answers one row "ok", or up to 3 rows describing the damage.
+    Statement check(db_, "PRAGMA quick_check(3)");
+    std::string findings;
+    int step;
+    while ((step = check.step()) == SQLITE_ROW) {
+      if (!findings.empty()) findings += "; ";
+      findings += check.text(0);
+    }
+    if (step != SQLITE_DONE) findings = check.error();
+    if (findings != "ok") {
       exec(db_, "ROLLBACK");
-      fail("integrity check failed (" + (check.ok() ? check.text(0) : check.error()) +
+      std::replace(findings.begin(), findings.end(), '\n', ' ');
+      fail("integrity check failed (" + findings.substr(0, 300) +
            "); restore it from a backup or move it aside");
     }
   }
@@ -173,7 +190,6 @@ DurableStore::DurableStore(std::string path, const core::Clock& clock,
 
 DurableStore::~DurableStore() {
   stop();
-  sqlite3_close_v2(db_);
 }
 
 void DurableStore::fail(const std::string& what) {
@@ -188,7 +204,8 @@ std::int64_t DurableStore::now_seconds() const {
 
 void DurableStore::load(Mirror& mirror, std::int64_t now) {
   std::lock_guard lock(mutex_);
-  if (started_) throw DurableStoreError("state store " + path_ + ": load() after start()");
+  if (started_ || !db_)
+    throw DurableStoreError("state store " + path_ + ": load() after start() or stop()");
   MirrorContents contents;
   const auto bad_row = [&](const char* table) {
     throw DurableStoreError("state store " + path_ + ": invalid row in " + table);
@@ -238,7 +255,7 @@ void DurableStore::start() {
 void DurableStore::stop() {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ && !writer_.joinable()) return;
+    if (!db_) return;  // stopped already
     stopping_ = true;
   }
   wake_.notify_all();
@@ -254,20 +271,24 @@ void DurableStore::stop() {
     for (auto& pending : abandoned)
       if (pending.done) pending.done(StateError::stopped);
   }
+  // Nothing uses the connection any more: release the file (and its lock) now.
+  std::lock_guard lock(mutex_);
+  sqlite3_close_v2(db_);
+  db_ = nullptr;
 }
 
 void DurableStore::put(const Revocation& revocation, Done done) {
-  if (!is_valid(revocation)) return done(StateError::invalid_record);
+  if (!is_valid(revocation)) return refuse(done, StateError::invalid_record);
   enqueue(revocation, std::move(done));
 }
 
 void DurableStore::put(const SubjectCutoff& cutoff, Done done) {
-  if (!is_valid(cutoff)) return done(StateError::invalid_record);
+  if (!is_valid(cutoff)) return refuse(done, StateError::invalid_record);
   enqueue(cutoff, std::move(done));
 }
 
 void DurableStore::put(const Ban& ban, Done done) {
-  if (!is_valid(ban)) return done(StateError::invalid_record);
+  if (!is_valid(ban)) return refuse(done, StateError::invalid_record);
   Ban stored = ban;
   stored.ip = ban.ip.client_key();
   enqueue(std::move(stored), std::move(done));

@@ -7,7 +7,7 @@
 // possibly on another thread (a store's writer, a client's I/O thread) or before the write call
 // returns; an empty error_code means the record is durable and in this instance's mirror, any
 // error (a StateError or a transport error) means it was not acknowledged. A caller on an event
-// loop posts `done` back to its own executor. `done` must not throw.
+// loop posts `done` back to its own executor. `done` must not throw; it may be empty.
 
 #include <functional>
 #include <system_error>

@@ -19,9 +19,9 @@
 // Rows past their retention (records.hpp) are deleted every purge_interval, and on purge().
 //
 // The file is opened in exclusive locking mode: a second process (or store) opening the same path
-// fails at start instead of silently diverging. A file that is not a database, not ours, from a
-// newer schema, damaged, read-only, or in an unwritable directory is refused at construction with
-// a DurableStoreError naming the path.
+// fails at start instead of silently diverging. A file that is not a database, not ours, from
+// another schema version, damaged, read-only, a symbolic link, or in an unwritable directory is
+// refused at construction with a DurableStoreError naming the path.
 
 #include <atomic>
 #include <chrono>
@@ -82,13 +82,13 @@ class DurableStore {
 
   // Starts the writer thread. Writes queued before start() are committed once it runs.
   void start();
-  // Commits everything queued, then joins the writer. Later writes complete at once with
-  // StateError::stopped. Idempotent.
+  // Commits everything queued, joins the writer and closes the file (another store may then
+  // open it). Later writes complete at once with StateError::stopped. Idempotent.
   void stop();
 
   // Queue a write; `done` is called exactly once (on the writer thread, or at once on the calling
-  // thread for queue_full / stopped / invalid_record). `done` must not throw. Rows merge as in the
-  // Mirror: the later exp / issued_before / ban end wins.
+  // thread for queue_full / stopped / invalid_record); it must not throw and may be empty. Rows
+  // merge as in the Mirror: the later exp / issued_before / ban end wins.
   void put(const Revocation& revocation, Done done);
   void put(const SubjectCutoff& cutoff, Done done);
   void put(const Ban& ban, Done done);  // stored under ban.ip.client_key()

@@ -257,12 +257,13 @@ TEST(Mirror, ConcurrentReadersAndAWriterStayConsistent) {
   std::vector<std::thread> readers;
   for (int r = 0; r < 3; ++r) {
     readers.emplace_back([&, r] {
-      int checked = 0;
+      std::uint64_t checked = 0;
       while (!done.load() || checked < 100) {
         const int upto = published.load(std::memory_order_acquire);
         if (upto >= 0) {
           // Even-numbered revocations stay; odd ones are removed again by the writer.
-          const int any = (checked * 7919) % (upto + 1);
+          const auto any =
+              static_cast<int>((checked * 7919) % static_cast<std::uint64_t>(upto + 1));
           const int pick = any - (any % 2);
           if (!mirror.is_revoked(kIss, "keep" + std::to_string(pick), "", kNoIssuedAt, kNow))
             failures.fetch_add(1);
@@ -274,9 +275,10 @@ TEST(Mirror, ConcurrentReadersAndAWriterStayConsistent) {
     });
   }
   for (int i = 0; i < kWrites; ++i) {
-    ASSERT_FALSE(mirror.apply(Revocation{kIss, "keep" + std::to_string(i), kNow + 100}, kNow));
+    // EXPECT, not ASSERT: returning early would leave the readers running.
+    EXPECT_FALSE(mirror.apply(Revocation{kIss, "keep" + std::to_string(i), kNow + 100}, kNow));
     if (i % 2 == 1) {
-      ASSERT_TRUE(mirror.remove_revocation(kIss, "keep" + std::to_string(i)));
+      EXPECT_TRUE(mirror.remove_revocation(kIss, "keep" + std::to_string(i)));
     }
     published.store(i, std::memory_order_release);
   }
@@ -286,6 +288,44 @@ TEST(Mirror, ConcurrentReadersAndAWriterStayConsistent) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(mirror.sizes().revocations, static_cast<std::size_t>(kWrites / 2));
   EXPECT_EQ(mirror.snapshot(kNow).revocations.size(), static_cast<std::size_t>(kWrites / 2));
+}
+
+// A full resync while readers check: a key present before and after is never seen missing, and
+// one present in neither is never seen revoked.
+TEST(Mirror, ReplaceAllUnderConcurrentReads) {
+  Mirror mirror(small_options());
+  MirrorContents even;
+  MirrorContents odd;
+  for (int i = 0; i < 200; ++i) {
+    even.revocations.push_back({kIss, "both" + std::to_string(i), kNow + 100});
+    odd.revocations.push_back({kIss, "both" + std::to_string(i), kNow + 100});
+  }
+  even.revocations.push_back({kIss, "even-only", kNow + 100});
+  odd.revocations.push_back({kIss, "odd-only", kNow + 100});
+  ASSERT_FALSE(mirror.replace_all(even, kNow));
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      std::uint64_t checked = 0;
+      while (!done.load() || checked < 100) {
+        const auto key = "both" + std::to_string(checked % 200);
+        if (!mirror.is_revoked(kIss, key, "", kNoIssuedAt, kNow)) failures.fetch_add(1);
+        if (mirror.is_revoked(kIss, "neither", "", kNoIssuedAt, kNow)) failures.fetch_add(1);
+        ++checked;
+      }
+    });
+  }
+  for (int round = 0; round < 200; ++round)
+    EXPECT_FALSE(mirror.replace_all(round % 2 ? even : odd, kNow));
+  done.store(true);
+  for (auto& reader : readers)
+    reader.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(mirror.sizes().revocations, 201u);
+  EXPECT_TRUE(mirror.is_revoked(kIss, "even-only", "", kNoIssuedAt, kNow));
+  EXPECT_FALSE(mirror.is_revoked(kIss, "odd-only", "", kNoIssuedAt, kNow));
 }
 
 }  // namespace
