@@ -150,9 +150,10 @@ void parse_redis(Reader& reader, const Entry& entry, RedisSettings& redis) {
 }  // namespace
 
 void parse_state(Reader& reader, const Entry* entry, StateSettings& state) {
-  const Entry* memory = nullptr;
-  const Entry* memory_path = nullptr;
+  // The in-process warning's place: the deepest of state, state.memory, state.memory.path given.
+  std::optional<Entry> warn_at;
   if (entry) {
+    warn_at = *entry;
     state.location = reader.key_location_of(*entry);
     const auto fields = reader.section(*entry, {"backend", "memory", "redis", "on_unavailable",
                                                 "local_memory", "max_token_lifetime"});
@@ -161,11 +162,11 @@ void parse_state(Reader& reader, const Entry* entry, StateSettings& state) {
         return reader.choice<StateBackendKind>(
             e, {{"memory", StateBackendKind::memory}, {"redis", StateBackendKind::redis}});
       });
-      memory = fields->find("memory");
-      if (memory) {
+      if (const Entry* memory = fields->find("memory")) {
+        warn_at = *memory;
         if (const auto memory_fields = reader.section(*memory, {"path"})) {
-          memory_path = memory_fields->find("path");
-          if (memory_path) {
+          if (const Entry* memory_path = memory_fields->find("path")) {
+            warn_at = *memory_path;
             if (const auto path = reader.file_path(*memory_path, true)) {
               state.memory_path = *path;
               if (!path->empty()) files::check_writable_target(reader, *path, *memory_path);
@@ -192,8 +193,7 @@ void parse_state(Reader& reader, const Entry* entry, StateSettings& state) {
     }
   }
   if (state.backend == StateBackendKind::memory && state.memory_path.empty()) {
-    const Entry* at = memory_path ? memory_path : memory ? memory : entry;
-    reader.warning(at,
+    reader.warning(warn_at ? &*warn_at : nullptr,
                    "state.memory.path is empty: revocations and bans live in this process only");
   }
 }
