@@ -171,12 +171,16 @@ TEST_F(StateTest, BadRedisUrlsAreRefusedAtTheUrl) {
   const auto at_url = [](const std::string& rest) {
     return "policy.yaml:9:10: state.redis.url: " + rest;
   };
-  EXPECT_EQ(error(redis("redis://gateway:s3cret@h")),
-            at_url("'redis://gateway:s3cret@h' holds a password; put it in password_file instead "
+  // The password never appears in the message.
+  EXPECT_EQ(error(redis("redis://gateway:s3cret@h/0")),
+            at_url("'redis://gateway:***@h/0' holds a password; put it in password_file instead "
                    "(a URL ends up in logs)"));
-  EXPECT_EQ(error(redis("redis://:s3cret@h")), at_url("'redis://:s3cret@h' holds a password; put "
-                                                      "it in password_file instead (a URL ends up "
-                                                      "in logs)"));
+  EXPECT_EQ(error(redis("rediss://:s3cret@h")),
+            at_url("'rediss://:***@h' holds a password; put it in password_file instead (a URL "
+                   "ends up in logs)"));
+  EXPECT_EQ(error(redis("redis://u:p@ss@h")),
+            at_url("'redis://u:***@h' holds a password; put it in password_file instead (a URL "
+                   "ends up in logs)"));
   EXPECT_EQ(error(redis("http://h:6379")),
             at_url("'http://h:6379' must start with redis:// or rediss:// (TLS)"));
   EXPECT_EQ(error(redis("redis://")), at_url("'redis://' has no host"));
