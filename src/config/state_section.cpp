@@ -22,6 +22,24 @@ bool is_unreserved(char c) {
   return syntax::is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+// The URL with a password it may hold replaced by "***", for messages: a secret written in the
+// wrong place must not reach a console or a log.
+std::string redacted(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(url);
+  const auto authority_start = scheme_end + 3;
+  const auto authority_end = url.find_first_of("/?#", authority_start);
+  const auto authority = url.substr(authority_start, authority_end == std::string_view::npos
+                                                         ? std::string_view::npos
+                                                         : authority_end - authority_start);
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  const auto colon = authority.substr(0, at).find(':');
+  if (colon == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, authority_start + colon + 1)) + "***" +
+         std::string(url.substr(authority_start + at));
+}
+
 // redis://[user@]host[:port][/db] or rediss://... ; on failure `why` says what is wrong.
 bool parse_redis_url(std::string_view text, RedisSettings& out, std::string& why) {
   std::string_view rest = text;
@@ -99,7 +117,7 @@ void parse_redis(Reader& reader, const Entry& entry, RedisSettings& redis) {
       redis.location = reader.location_of(*url);
       std::string why;
       if (!parse_redis_url(*text, redis, why)) {
-        reader.error(*url, url->path + ": " + quote(*text) + " " + why);
+        reader.error(*url, url->path + ": " + quote(redacted(*text)) + " " + why);
       }
     }
   }
@@ -150,9 +168,10 @@ void parse_redis(Reader& reader, const Entry& entry, RedisSettings& redis) {
 }  // namespace
 
 void parse_state(Reader& reader, const Entry* entry, StateSettings& state) {
-  const Entry* memory = nullptr;
-  const Entry* memory_path = nullptr;
+  // The in-process warning's place: the deepest of state, state.memory, state.memory.path given.
+  std::optional<Entry> warn_at;
   if (entry) {
+    warn_at = *entry;
     state.location = reader.key_location_of(*entry);
     const auto fields = reader.section(*entry, {"backend", "memory", "redis", "on_unavailable",
                                                 "local_memory", "max_token_lifetime"});
@@ -161,11 +180,11 @@ void parse_state(Reader& reader, const Entry* entry, StateSettings& state) {
         return reader.choice<StateBackendKind>(
             e, {{"memory", StateBackendKind::memory}, {"redis", StateBackendKind::redis}});
       });
-      memory = fields->find("memory");
-      if (memory) {
+      if (const Entry* memory = fields->find("memory")) {
+        warn_at = *memory;
         if (const auto memory_fields = reader.section(*memory, {"path"})) {
-          memory_path = memory_fields->find("path");
-          if (memory_path) {
+          if (const Entry* memory_path = memory_fields->find("path")) {
+            warn_at = *memory_path;
             if (const auto path = reader.file_path(*memory_path, true)) {
               state.memory_path = *path;
               if (!path->empty()) files::check_writable_target(reader, *path, *memory_path);
@@ -192,8 +211,7 @@ void parse_state(Reader& reader, const Entry* entry, StateSettings& state) {
     }
   }
   if (state.backend == StateBackendKind::memory && state.memory_path.empty()) {
-    const Entry* at = memory_path ? memory_path : memory ? memory : entry;
-    reader.warning(at,
+    reader.warning(warn_at ? &*warn_at : nullptr,
                    "state.memory.path is empty: revocations and bans live in this process only");
   }
 }

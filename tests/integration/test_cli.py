@@ -34,6 +34,32 @@ def test_check_good_policy(certs, tmp_path):
     assert error_lines(output) == []
 
 
+def test_check_warns_when_state_lives_in_this_process_only(certs, tmp_path):
+    """An empty state.memory.path is a warning on stderr: the policy is still OK."""
+    import subprocess
+
+    from harness import portcullis_bin
+
+    def check(policy, name):
+        path = write(tmp_path, name, to_yaml(policy))
+        return subprocess.run([portcullis_bin(), "--check", "-c", path], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=30, text=True)
+
+    result = check(base_policy(certs, "127.0.0.1:9"), "in_process.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in output_lines(result.stdout), result.stdout
+    warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
+    assert warnings == [str(tmp_path / "in_process.yaml") + ": warning: state.memory.path is "
+                        "empty: revocations and bans live in this process only"], result.stderr
+
+    (tmp_path / "state").mkdir()
+    result = check(base_policy(certs, "127.0.0.1:9", state={"memory": {"path": "state/gw.db"}}),
+                   "durable.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in output_lines(result.stdout), result.stdout
+    assert "warning:" not in result.stderr, result.stderr
+
+
 BAD_POLICY = """\
 version: 1
 server:

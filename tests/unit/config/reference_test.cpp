@@ -4,12 +4,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <yaml-cpp/yaml.h>
+
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
 #include "portcullis/config/loader.hpp"
 #include "unit/config/config_test_support.hpp"
+#include "unit/config/contract_example.hpp"
 
 namespace portcullis::config {
 namespace {
@@ -27,6 +31,26 @@ std::string reference_text() {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// Every key path of a YAML document: "server.listen[].tls.min_version", "routes[].auth.jwt".
+void collect_keys(const YAML::Node& node, const std::string& path, std::set<std::string>& out) {
+  if (node.IsMap()) {
+    for (const auto& item : node) {
+      const std::string key = path.empty() ? item.first.Scalar() : path + "." + item.first.Scalar();
+      out.insert(key);
+      collect_keys(item.second, key, out);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node)
+      collect_keys(item, path + "[]", out);
+  }
+}
+
+std::set<std::string> keys_of(const std::string& text) {
+  std::set<std::string> keys;
+  collect_keys(YAML::Load(text), "", keys);
+  return keys;
 }
 
 class ReferencePolicyTest : public ::testing::Test {
@@ -165,6 +189,19 @@ TEST_F(ReferencePolicyTest, NamesTheDevCertificateFiles) {
   EXPECT_THAT(found[0], HasSubstr("server.listen[0].tls.certificates[0].cert: cannot read"));
   EXPECT_THAT(found[1], HasSubstr("server.listen[0].tls.certificates[0].key: cannot read"));
   EXPECT_THAT(found[2], HasSubstr("jwt_providers.corp.jwks_file: cannot read"));
+}
+
+// The reference is the manual of every key: each key the contract's example names is in it.
+TEST_F(ReferencePolicyTest, CoversEveryKeyOfTheContract) {
+  const auto reference = keys_of(text_);
+  std::vector<std::string> missing;
+  for (const auto& key : keys_of(testing::kContractExample)) {
+    if (!reference.count(key)) missing.push_back(key);
+  }
+  EXPECT_THAT(missing, IsEmpty());
+  EXPECT_TRUE(reference.count("state.redis.ca_file"));  // and the keys this build adds
+  EXPECT_TRUE(reference.count("state.local_memory"));
+  EXPECT_TRUE(reference.count("state.max_token_lifetime"));
 }
 
 TEST_F(ReferencePolicyTest, StateSurvivesRestartsAndProtectionsAreShown) {
