@@ -110,6 +110,7 @@ DurableStore::DurableStore(std::string path, const core::Clock& clock,
     : path_(std::move(path)), clock_(clock), options_(options) {
   if (path_.empty()) throw DurableStoreError("state store: empty path");
   if (options_.max_batch == 0) options_.max_batch = 1;
+  options_.idle_wakeup = std::max(options_.idle_wakeup, std::chrono::milliseconds(10));
   const bool existed = std::filesystem::exists(path_);
 
   const int rc =
