@@ -80,10 +80,6 @@ void attach_policy_services(Runtime& runtime, Services& services, bool serving,
     if (!services.state) {
       services.state = make_state_backend(policy.state, *services.clock);
       services.state_settings = key;
-      if (!services.state->durable() && warnings) {
-        warnings->push_back(
-            "state.memory.path is empty: revocations and bans live in this process only");
-      }
     } else if (services.state_settings != key && warnings) {
       warnings->push_back(
           "state: changed settings take effect at the next restart; the running backend stays");

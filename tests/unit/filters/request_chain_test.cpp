@@ -69,6 +69,13 @@ class RequestChainTest : public ::testing::Test {
     return {};
   }
 
+  // The next request on the same route (a pooled context is reset the same way).
+  void fresh_request() {
+    ctx_ = RequestCtx{};
+    ctx_.policy = &policy_;
+    ctx_.route = &route_;
+  }
+
   std::string registry_serialized() {
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, registry_.Collect());
@@ -239,7 +246,7 @@ TEST_F(RequestChainTest, CachedTokenIsCheckedAgainstTheDenylistToo) {
   token_text_ = token(good_claims());
   set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
   ASSERT_EQ(run(), Verdict::next);  // verified and cached
-  ctx_ = RequestCtx{.policy = &policy_, .route = &route_};
+  fresh_request();
   set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
   ASSERT_FALSE(write(state::SubjectCutoff{std::string(kIssuer), "alice", kNow}));
   EXPECT_EQ(run(), Verdict::respond);
@@ -258,7 +265,7 @@ TEST_F(RequestChainTest, UnreachableStateRefusesJwtRoutesUnlessFailOpen) {
   EXPECT_EQ(ctx_.reply.status, 503);
   EXPECT_EQ(ctx_.reply.reason, core::Reason::state_unavailable);
 
-  ctx_ = RequestCtx{.policy = &policy_, .route = &route_};
+  fresh_request();
   set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
   chain_services.fail_open = true;
   EXPECT_EQ(run_request_chain(ctx_, chain_, chain_services), Verdict::next);
@@ -323,7 +330,7 @@ TEST_F(RequestChainTest, PerUserLimitFollowsTheSubjectAcrossAddresses) {
   set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
   ctx_.client_ip = *core::IpAddress::parse("192.0.2.1");
   EXPECT_EQ(run(), Verdict::next);
-  ctx_ = RequestCtx{.policy = &policy_, .route = &route_};
+  fresh_request();
   set_headers({{"Content-Type", "application/json"}, {"Authorization", token_text_}});
   ctx_.client_ip = *core::IpAddress::parse("198.51.100.9");
   EXPECT_EQ(run(), Verdict::respond);
