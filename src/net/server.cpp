@@ -375,6 +375,7 @@ void Server::start() {
                  asio::detached);
   asio::co_spawn(first.io, run_health_checks(first), asio::detached);
   asio::co_spawn(first.io, run_jwks_refresh(first), asio::detached);
+  asio::co_spawn(first.io, run_state_maintenance(first), asio::detached);
   for (auto& worker : impl_->workers) {
     Worker* w = worker.get();
     w->thread = std::thread([w] {

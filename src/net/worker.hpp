@@ -126,6 +126,9 @@ void attach_policy_services(Runtime& runtime, Services& services, bool serving,
 // Active health checks for every upstream with a health_check path; runs on one worker.
 boost::asio::awaitable<void> run_health_checks(Worker& worker);
 
+// Periodic state-backend housekeeping (expired records) and its gauges; runs on one worker.
+boost::asio::awaitable<void> run_state_maintenance(Worker& worker);
+
 // Refreshes key sets fetched from jwks_url; runs on one worker.
 boost::asio::awaitable<void> run_jwks_refresh(Worker& worker);
 
