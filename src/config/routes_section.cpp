@@ -180,6 +180,17 @@ std::optional<RouteValidation> parse_route_validation(Reader& reader, const Entr
   }
   set(*fields, "error_pointer", validation.error_pointer,
       [&](const Entry& e) { return reader.boolean(e); });
+  // A body checked against a schema is held in memory whole: bound what one request may commit.
+  const std::uint64_t limit =
+      validation.max_body_bytes ? validation.max_body_bytes : policy.server.limits.max_body_bytes;
+  if (!validation.json_schema.empty() && limit > kMaxValidatedBodyBytes) {
+    const Entry* max = fields->find("max_body_bytes");
+    reader.error(max ? *max : entry,
+                 (max ? max->path : entry.path) +
+                     ": a body checked against json_schema is read whole, so its limit is at "
+                     "most 16MiB (this route's is " +
+                     std::to_string(limit) + " bytes; set validate.max_body_bytes)");
+  }
   return validation;
 }
 

@@ -254,6 +254,10 @@ void ServerParser::parse_limits(const Entry& entry, Limits& limits) {
   set(*section, "body_timeout", limits.body_timeout, time);
   set(*section, "idle_timeout", limits.idle_timeout, time);
   set(*section, "drain_timeout", limits.drain_timeout, time);
+  if (limits.max_body_bytes > kMaxBodyBytes) {
+    const Entry* max = section->find("max_body_bytes");
+    reader_.error(*max, max->path + ": at most 1GiB (bodies above it are refused with 413)");
+  }
   if (limits.max_connections_per_ip > limits.max_connections) {
     const Entry* per_ip = section->find("max_connections_per_ip");
     const Entry* total = section->find("max_connections");

@@ -62,6 +62,11 @@ struct AdminSettings {
   std::string token_file;  // absolute path, empty = write endpoints off
 };
 
+// Upper bounds enforced at load. A streamed body never sits in memory whole; one checked against a
+// JSON schema does, so its bound is lower.
+inline constexpr std::uint64_t kMaxBodyBytes = std::uint64_t{1} << 30;            // 1 GiB
+inline constexpr std::uint64_t kMaxValidatedBodyBytes = std::uint64_t{16} << 20;  // 16 MiB
+
 struct Limits {
   std::uint64_t max_connections = 10000;
   std::uint64_t max_connections_per_ip = 256;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -939,6 +940,53 @@ upstreams:
 TEST_F(LoaderTest, ControlCharactersInMessagesAreEscaped) {
   EXPECT_THAT(error(with("logging: { level: \"\\e[31mred\" }\n")),
               HasSubstr("got the quoted string '\\x1b[31mred'"));
+}
+
+}  // namespace
+}  // namespace portcullis::config
+
+namespace portcullis::config {
+namespace {
+
+class BodyBoundsTest : public ::testing::Test {
+ protected:
+  std::string error(const std::string& text) {
+    try {
+      load_policy_text(text, dir_ / "policy.yaml");
+    } catch (const PolicyError& e) {
+      return e.diagnostics()[0].to_string();
+    }
+    return "";
+  }
+  std::string route_with(const std::string& limits, const std::string& validate) {
+    {
+      std::ofstream schema(dir_ / "schema.json");
+      schema << R"({"type":"object"})";
+    }
+    return "version: 1\nserver:\n  listen: [{ address: '127.0.0.1:0', redirect_https: true }]\n" +
+           limits + "upstreams: { core: { endpoints: ['127.0.0.1:1'] } }\nroutes:\n" +
+           "  - name: r\n    match: { path_prefix: /api }\n    upstream: core\n" + validate;
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(BodyBoundsTest, ServerBodyLimitIsAtMostOneGibibyte) {
+  EXPECT_EQ(error(route_with("  limits: { max_body_bytes: 1GiB }\n", "")), "");
+  EXPECT_THAT(error(route_with("  limits: { max_body_bytes: 2GiB }\n", "")),
+              HasSubstr("policy.yaml:4:29: server.limits.max_body_bytes: at most 1GiB"));
+}
+
+TEST_F(BodyBoundsTest, ABodyCheckedAgainstASchemaIsAtMostSixteenMebibytes) {
+  const std::string big = "  limits: { max_body_bytes: 64MiB }\n";
+  EXPECT_THAT(error(route_with(big, "    validate: { json_schema: schema.json }\n")),
+              HasSubstr("routes[0].validate: a body checked against json_schema is read whole"));
+  EXPECT_THAT(
+      error(route_with(big, "    validate: { json_schema: schema.json, max_body_bytes: 32MiB }\n")),
+      HasSubstr("routes[0].validate.max_body_bytes: a body checked against json_schema"));
+  EXPECT_EQ(
+      error(route_with(big, "    validate: { json_schema: schema.json, max_body_bytes: 16MiB }\n")),
+      "");
+  EXPECT_EQ(error(route_with(big, "    validate: { content_types: [application/json] }\n")), "");
 }
 
 }  // namespace
