@@ -43,8 +43,7 @@ std::optional<bool> parse_aof_enabled(std::string_view info) {
 }
 
 boost::asio::awaitable<std::optional<bool>> aof_enabled(Connection& connection) {
-  Command info{std::string("INFO"), std::string("persistence")};
-  const auto reply = co_await connection.execute(std::move(info));
+  const auto reply = co_await connection.execute(make_command("INFO", "persistence"));
   if (!reply.ok() || !reply.value.is_text()) co_return std::nullopt;
   co_return parse_aof_enabled(reply.value.string);
 }

@@ -348,8 +348,7 @@ asio::awaitable<void> Connection::health_loop(std::shared_ptr<Link> link) {
     if (link->broken) break;
     if (pending() == 0 && replies_ == seen) {
       // A missed deadline breaks the link in execute(); an error reply (LOADING) does too.
-      Command ping{std::string("PING")};  // (GCC 12 rejects a braced literal list here)
-      const auto reply = co_await execute(std::move(ping));
+      const auto reply = co_await execute(make_command("PING"));
       if (reply.status == Status::ok && reply.value.is_error())
         break_link(link->id, "health check: " + reply.value.string);
     }

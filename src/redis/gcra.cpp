@@ -128,8 +128,7 @@ boost::asio::awaitable<GcraDecision> gcra_decide(Connection& connection,
   }
   auto reply = co_await connection.execute(gcra_command(limits));
   if (reply.is_error("NOSCRIPT")) {
-    Command load{std::string("SCRIPT"), std::string("LOAD"), std::string(kGcraScript)};
-    const auto loaded = co_await connection.execute(std::move(load));
+    const auto loaded = co_await connection.execute(make_command("SCRIPT", "LOAD", kGcraScript));
     if (!loaded.ok()) {
       decision.status = loaded.status;
       if (loaded.status == Status::ok) decision.error = loaded.value.string;

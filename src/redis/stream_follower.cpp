@@ -24,15 +24,6 @@ std::optional<std::string> single_entry_id(const Value& reply) {
   return entry.elements.front().string;
 }
 
-// (A function, not a braced list: GCC 12 rejects braced string literals in a coroutine.)
-template <typename... Words>
-Command text_command(const Words&... words) {
-  Command command;
-  command.reserve(sizeof...(words));
-  (command.emplace_back(words), ...);
-  return command;
-}
-
 }  // namespace
 
 std::shared_ptr<StreamFollower> StreamFollower::create(asio::any_io_executor executor,
@@ -94,7 +85,7 @@ asio::awaitable<void> StreamFollower::run() {
       followed_generation = generation;
     }
     following_ = true;
-    Command read = text_command("XREAD", "COUNT", std::to_string(count_), "BLOCK",
+    Command read = make_command("XREAD", "COUNT", std::to_string(count_), "BLOCK",
                                 std::to_string(block_.count()), "STREAMS", key_, last_id_);
     const auto reply = co_await connection_->execute(
         std::move(read), block_ + connection_->options().command_timeout);
@@ -135,7 +126,7 @@ asio::awaitable<bool> StreamFollower::check_continuity() {
   // last one seen, every entry after it is still there. Otherwise some may be gone (a stream
   // trimmed past it, or a server that lost its data), and only a full reload is safe.
   const auto reply =
-      co_await connection_->execute(text_command("XRANGE", key_, "-", "+", "COUNT", "1"));
+      co_await connection_->execute(make_command("XRANGE", key_, "-", "+", "COUNT", "1"));
   if (!reply.ok()) co_return false;
   const auto first = single_entry_id(reply.value);
   if (!first) co_return false;
@@ -150,7 +141,7 @@ asio::awaitable<bool> StreamFollower::resync() {
   following_ = false;
   // The stream's end before the reload: what is added during it is delivered afterwards.
   const auto reply =
-      co_await connection_->execute(text_command("XREVRANGE", key_, "+", "-", "COUNT", "1"));
+      co_await connection_->execute(make_command("XREVRANGE", key_, "+", "-", "COUNT", "1"));
   if (!reply.ok()) co_return false;
   const auto last = single_entry_id(reply.value);
   if (!last) co_return false;

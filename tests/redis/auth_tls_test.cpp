@@ -15,11 +15,6 @@ namespace {
 
 using namespace test;
 
-template <typename... Words>
-Command cmd(const Words&... words) {
-  return Command{std::string(words)...};
-}
-
 class Fixture : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -65,35 +60,35 @@ TEST_F(AuthTest, AnAclUserWithItsPasswordAndAWrongPasswordRefused) {
   server.start();
   auto admin = open(plain(server.port()));
   ASSERT_TRUE(becomes_ready(*admin));
-  ASSERT_TRUE(execute(*admin, cmd("ACL", "SETUSER", "gateway", "on", ">s3cret-pass",
-                                  "~portcullis:*", "+@all"))
+  ASSERT_TRUE(execute(*admin, make_command("ACL", "SETUSER", "gateway", "on", ">s3cret-pass",
+                                           "~portcullis:*", "+@all"))
                   .ok());
   // The default user now needs a password too: anonymous connections are refused.
-  ASSERT_TRUE(execute(*admin, cmd("CONFIG", "SET", "requirepass", "admin-pass")).ok());
+  ASSERT_TRUE(execute(*admin, make_command("CONFIG", "SET", "requirepass", "admin-pass")).ok());
 
   auto options = plain(server.port());
   options.user = "gateway";
   options.password = "s3cret-pass";
   auto gateway = open(options);
   ASSERT_TRUE(becomes_ready(*gateway)) << gateway->last_error();
-  const auto who = execute(*gateway, cmd("ACL", "WHOAMI"));
+  const auto who = execute(*gateway, make_command("ACL", "WHOAMI"));
   EXPECT_EQ(who.value.string, "gateway");
-  EXPECT_TRUE(execute(*gateway, cmd("SET", "portcullis:k", "v")).ok());
-  EXPECT_TRUE(execute(*gateway, cmd("SET", "elsewhere", "v")).is_error("NOPERM"));
+  EXPECT_TRUE(execute(*gateway, make_command("SET", "portcullis:k", "v")).ok());
+  EXPECT_TRUE(execute(*gateway, make_command("SET", "elsewhere", "v")).is_error("NOPERM"));
 
   options.password = "wrong";
   auto refused = open(options);
   EXPECT_TRUE(stays_unready(*refused));
   EXPECT_NE(refused->last_error().find("WRONGPASS"), std::string::npos) << refused->last_error();
   EXPECT_EQ(refused->last_error().find("wrong"), std::string::npos);  // no secret in the text
-  EXPECT_EQ(execute(*refused, cmd("PING")).status, Status::disconnected);
+  EXPECT_EQ(execute(*refused, make_command("PING")).status, Status::disconnected);
 
   // AUTH with the password alone authenticates the default user.
   auto password_only = plain(server.port());
   password_only.password = "admin-pass";
   auto fallback = open(password_only);
   ASSERT_TRUE(becomes_ready(*fallback)) << fallback->last_error();
-  EXPECT_EQ(execute(*fallback, cmd("ACL", "WHOAMI")).value.string, "default");
+  EXPECT_EQ(execute(*fallback, make_command("ACL", "WHOAMI")).value.string, "default");
   auto anonymous = open(plain(server.port()));
   EXPECT_TRUE(stays_unready(*anonymous));
 }
@@ -147,7 +142,7 @@ TEST_F(TlsTest, RedissVerifiesTheServerAndRefusesAnotherCaOrName) {
     asio::co_spawn(
         io_,
         [&, i]() -> asio::awaitable<void> {
-          const auto reply = co_await secure->execute(cmd("INCR", "tls-counter"));
+          const auto reply = co_await secure->execute(make_command("INCR", "tls-counter"));
           got[i] = reply.ok() ? reply.value.integer : -2;
           ++finished;
         },
@@ -157,8 +152,8 @@ TEST_F(TlsTest, RedissVerifiesTheServerAndRefusesAnotherCaOrName) {
   for (int i = 0; i < 300; ++i)
     ASSERT_EQ(got[i], i + 1);
   const auto big = std::string(200 * 1024, 'y');  // many TLS records each way
-  ASSERT_TRUE(execute(*secure, cmd("SET", "big", big)).ok());
-  EXPECT_EQ(execute(*secure, cmd("GET", "big")).value.string, big);
+  ASSERT_TRUE(execute(*secure, make_command("SET", "big", big)).ok());
+  EXPECT_EQ(execute(*secure, make_command("GET", "big")).value.string, big);
 
   // The name verified may be given apart from the address connected to.
   auto by_name = options;

@@ -16,12 +16,6 @@ namespace {
 
 using namespace test;
 
-// (Not a braced list: GCC 12 rejects braced string literals inside a coroutine.)
-template <typename... Words>
-Command cmd(const Words&... words) {
-  return Command{std::string(words)...};
-}
-
 RedisOptions options_for(const RedisServer& server) {
   RedisOptions options;
   options.host = "127.0.0.1";
@@ -61,36 +55,36 @@ class ConnectionTest : public ::testing::Test {
 TEST_F(ConnectionTest, CommandsAndTheirReplyTypes) {
   auto redis = connect(options_for(server_));
   EXPECT_EQ(redis->generation(), 1u);
-  auto reply = execute(*redis, cmd("SET", redis->key("a"), std::string("v\0x", 3)));
+  auto reply = execute(*redis, make_command("SET", redis->key("a"), std::string("v\0x", 3)));
   ASSERT_EQ(reply.status, Status::ok);
   EXPECT_EQ(reply.value.type, Value::Type::status);
   EXPECT_EQ(reply.value.string, "OK");
 
-  reply = execute(*redis, cmd("GET", "portcullis:a"));
+  reply = execute(*redis, make_command("GET", "portcullis:a"));
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply.value.type, Value::Type::string);
   EXPECT_EQ(reply.value.string, std::string("v\0x", 3));  // binary-safe both ways
 
-  reply = execute(*redis, cmd("GET", "portcullis:none"));
+  reply = execute(*redis, make_command("GET", "portcullis:none"));
   ASSERT_TRUE(reply.ok());
   EXPECT_TRUE(reply.value.is_nil());
 
-  reply = execute(*redis, cmd("INCRBY", "n", "41"));
+  reply = execute(*redis, make_command("INCRBY", "n", "41"));
   EXPECT_EQ(reply.value.type, Value::Type::integer);
   EXPECT_EQ(reply.value.integer, 41);
 
-  execute(*redis, cmd("RPUSH", "list", "x", "y", "z"));
-  reply = execute(*redis, cmd("LRANGE", "list", "0", "-1"));
+  execute(*redis, make_command("RPUSH", "list", "x", "y", "z"));
+  reply = execute(*redis, make_command("LRANGE", "list", "0", "-1"));
   ASSERT_TRUE(reply.value.is_array());
   ASSERT_EQ(reply.value.elements.size(), 3u);
   EXPECT_EQ(reply.value.elements[2].string, "z");
 
-  reply = execute(*redis, cmd("NOSUCHCOMMAND"));
+  reply = execute(*redis, make_command("NOSUCHCOMMAND"));
   EXPECT_EQ(reply.status, Status::ok);
   EXPECT_FALSE(reply.ok());
   EXPECT_TRUE(reply.is_error("ERR"));
   // An error reply leaves the connection usable.
-  EXPECT_TRUE(execute(*redis, cmd("PING")).ok());
+  EXPECT_TRUE(execute(*redis, make_command("PING")).ok());
   EXPECT_TRUE(redis->ready());
 }
 
@@ -107,7 +101,7 @@ TEST_F(ConnectionTest, ThousandPipelinedCommandsAnswerInOrder) {
         [&, i]() -> asio::awaitable<void> {
           // Each INCR is issued in order, so the i-th gets i + 1 exactly when replies are
           // matched to their commands in order.
-          const auto reply = co_await redis->execute(cmd("INCR", "counter"));
+          const auto reply = co_await redis->execute(make_command("INCR", "counter"));
           got[i] = reply.ok() ? reply.value.integer : -2;
           ++finished;
         },
@@ -121,7 +115,7 @@ TEST_F(ConnectionTest, ThousandPipelinedCommandsAnswerInOrder) {
   for (int i = 0; i < kCount; ++i)
     ASSERT_EQ(got[i], i + 1) << i;
   // The 1000 commands left in few writes: the server counts far fewer reads than commands.
-  const auto stats = execute(*redis, cmd("INFO", "stats"));
+  const auto stats = execute(*redis, make_command("INFO", "stats"));
   ASSERT_TRUE(stats.ok());
   const auto at = stats.value.string.find("total_reads_processed:");
   ASSERT_NE(at, std::string::npos);
@@ -138,7 +132,7 @@ TEST_F(ConnectionTest, OverTheInFlightBoundFailsAtOnce) {
     asio::co_spawn(
         io_,
         [&]() -> asio::awaitable<void> {
-          statuses.push_back((co_await redis->execute(cmd("PING"))).status);
+          statuses.push_back((co_await redis->execute(make_command("PING"))).status);
         },
         asio::detached);
   }
@@ -149,7 +143,7 @@ TEST_F(ConnectionTest, OverTheInFlightBoundFailsAtOnce) {
   for (int i = 2; i < 6; ++i)
     EXPECT_EQ(statuses[i], Status::ok);
   EXPECT_EQ(redis->pending(), 0u);
-  EXPECT_TRUE(execute(*redis, cmd("PING")).ok());
+  EXPECT_TRUE(execute(*redis, make_command("PING")).ok());
 }
 
 TEST_F(ConnectionTest, AHungServerTimesOutWithinTheDeadlineAndTheConnectionRecovers) {
@@ -158,11 +152,11 @@ TEST_F(ConnectionTest, AHungServerTimesOutWithinTheDeadlineAndTheConnectionRecov
   options.connect_timeout = 300ms;
   options.backoff_max = 200ms;
   auto redis = connect(options);
-  ASSERT_TRUE(execute(*redis, cmd("PING")).ok());
+  ASSERT_TRUE(execute(*redis, make_command("PING")).ok());
 
   server_.pause();  // SIGSTOP: the socket stays open, nothing answers
   const auto started = now();
-  const auto reply = execute(*redis, cmd("GET", "x"));
+  const auto reply = execute(*redis, make_command("GET", "x"));
   const auto elapsed = now() - started;
   EXPECT_EQ(reply.status, Status::timeout);
   EXPECT_GE(elapsed, 190ms);
@@ -170,34 +164,34 @@ TEST_F(ConnectionTest, AHungServerTimesOutWithinTheDeadlineAndTheConnectionRecov
   EXPECT_FALSE(redis->ready());
   // While it cannot reconnect, commands fail at once instead of waiting.
   const auto quick = now();
-  EXPECT_EQ(execute(*redis, cmd("PING")).status, Status::disconnected);
+  EXPECT_EQ(execute(*redis, make_command("PING")).status, Status::disconnected);
   EXPECT_LT(now() - quick, 50ms);
 
   server_.resume();
   ASSERT_TRUE(run_until(
       io_, [&] { return redis->ready(); }, 5s));
   EXPECT_GE(redis->generation(), 2u);
-  EXPECT_TRUE(execute(*redis, cmd("PING")).ok());
+  EXPECT_TRUE(execute(*redis, make_command("PING")).ok());
 }
 
 TEST_F(ConnectionTest, ReconnectsAfterTheServerIsKilledAndRestarted) {
   auto options = options_for(server_);
   options.backoff_max = 500ms;
   auto redis = connect(options);
-  ASSERT_TRUE(execute(*redis, cmd("SET", "k", "1")).ok());
+  ASSERT_TRUE(execute(*redis, make_command("SET", "k", "1")).ok());
 
   server_.kill();
   // The reader sees the close at once; no command is needed to notice.
   ASSERT_TRUE(run_until(
       io_, [&] { return !redis->ready(); }, 2s));
-  EXPECT_EQ(execute(*redis, cmd("PING")).status, Status::disconnected);
+  EXPECT_EQ(execute(*redis, make_command("PING")).status, Status::disconnected);
   EXPECT_FALSE(redis->last_error().empty());
 
   server_.start();
   ASSERT_TRUE(run_until(
       io_, [&] { return redis->ready(); }, 5s));
   EXPECT_EQ(redis->generation(), 2u);
-  EXPECT_TRUE(execute(*redis, cmd("PING")).ok());
+  EXPECT_TRUE(execute(*redis, make_command("PING")).ok());
 }
 
 TEST_F(ConnectionTest, IdleConnectionsArePinged) {
@@ -206,7 +200,7 @@ TEST_F(ConnectionTest, IdleConnectionsArePinged) {
   auto redis = connect(options);
   auto admin = connect(options_for(server_));
   const auto pings = [&] {
-    const auto stats = execute(*admin, cmd("INFO", "commandstats"));
+    const auto stats = execute(*admin, make_command("INFO", "commandstats"));
     const auto at = stats.value.string.find("cmdstat_ping:calls=");
     return at == std::string::npos ? 0LL : std::stoll(stats.value.string.substr(at + 19));
   };
@@ -221,31 +215,66 @@ TEST_F(ConnectionTest, SelectsTheConfiguredDatabase) {
   options.database = 3;
   auto on_three = connect(options);
   auto on_zero = connect(options_for(server_));
-  ASSERT_TRUE(execute(*on_three, cmd("SET", "where", "three")).ok());
-  EXPECT_TRUE(execute(*on_zero, cmd("GET", "where")).value.is_nil());
-  ASSERT_TRUE(execute(*on_zero, cmd("SELECT", "3")).ok());
-  EXPECT_EQ(execute(*on_zero, cmd("GET", "where")).value.string, "three");
+  ASSERT_TRUE(execute(*on_three, make_command("SET", "where", "three")).ok());
+  EXPECT_TRUE(execute(*on_zero, make_command("GET", "where")).value.is_nil());
+  ASSERT_TRUE(execute(*on_zero, make_command("SELECT", "3")).ok());
+  EXPECT_EQ(execute(*on_zero, make_command("GET", "where")).value.string, "three");
 }
 
 TEST_F(ConnectionTest, AReplyOverTheSizeLimitIsAProtocolErrorAndTheConnectionRecovers) {
   auto options = options_for(server_);
   options.max_reply_bytes = 4096;
   auto redis = connect(options);
-  ASSERT_TRUE(execute(*redis, cmd("SET", "big", std::string(64 * 1024, 'x'))).ok());
-  EXPECT_EQ(execute(*redis, cmd("GET", "big")).status, Status::protocol);
+  ASSERT_TRUE(execute(*redis, make_command("SET", "big", std::string(64 * 1024, 'x'))).ok());
+  EXPECT_EQ(execute(*redis, make_command("GET", "big")).status, Status::protocol);
   ASSERT_TRUE(run_until(
       io_, [&] { return redis->ready(); }, 5s));
-  EXPECT_TRUE(execute(*redis, cmd("STRLEN", "big")).ok());
+  EXPECT_TRUE(execute(*redis, make_command("STRLEN", "big")).ok());
 }
 
 TEST_F(ConnectionTest, ReportsWhetherTheServerWritesAnAppendOnlyFile) {
   auto redis = connect(options_for(server_));
   EXPECT_EQ(run(io_, aof_enabled(*redis)), std::optional<bool>(false));
-  ASSERT_TRUE(execute(*redis, cmd("CONFIG", "SET", "appendonly", "yes")).ok());
+  ASSERT_TRUE(execute(*redis, make_command("CONFIG", "SET", "appendonly", "yes")).ok());
   EXPECT_EQ(run(io_, aof_enabled(*redis)), std::optional<bool>(true));
   EXPECT_EQ(parse_aof_enabled("# Persistence\r\nloading:0\r\naof_enabled:1\r\n"), true);
   EXPECT_EQ(parse_aof_enabled("aof_enabled:0"), false);
   EXPECT_EQ(parse_aof_enabled("loading:0\r\n"), std::nullopt);
+}
+
+TEST_F(ConnectionTest, ResolvesAHostNameWithoutBlocking) {
+  auto options = options_for(server_);
+  options.host = "localhost";  // may resolve to ::1 first, where nothing listens
+  auto redis = connect(options);
+  EXPECT_TRUE(redis->ready()) << redis->last_error();
+  EXPECT_TRUE(execute(*redis, make_command("PING")).ok());
+}
+
+TEST_F(ConnectionTest, StopFailsPendingCommandsAndFreesTheConnection) {
+  auto redis = connect(options_for(server_));
+  std::vector<Status> statuses;
+  for (int i = 0; i < 3; ++i) {
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          // Blocks the server side for a while: the replies cannot come before stop().
+          statuses.push_back(
+              (co_await redis->execute(make_command("BLPOP", "nothing", "1"))).status);
+        },
+        asio::detached);
+  }
+  ASSERT_TRUE(run_until(io_, [&] { return redis->pending() == 3; }));
+  redis->stop();
+  ASSERT_TRUE(run_until(
+      io_, [&] { return statuses.size() == 3; }, 500ms));
+  for (const auto status : statuses)
+    EXPECT_EQ(status, Status::disconnected);
+  EXPECT_FALSE(redis->ready());
+  std::weak_ptr<Connection> weak = redis;
+  redis.reset();
+  connections_.clear();
+  EXPECT_TRUE(run_until(
+      io_, [&] { return weak.expired(); }, 2s));
 }
 
 TEST(RedisUrl, AppliesSchemeUserHostPortAndDatabase) {

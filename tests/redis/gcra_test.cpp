@@ -14,11 +14,6 @@ namespace {
 
 using namespace test;
 
-template <typename... Words>
-Command cmd(const Words&... words) {
-  return Command{std::string(words)...};
-}
-
 constexpr std::int64_t kSecond = 1'000'000;
 
 // rate per `per_us`, at most `burst` at once: T = per / rate, tau = (burst - 1) * T.
@@ -51,7 +46,7 @@ class GcraTest : public ::testing::Test {
     return decision;
   }
   std::int64_t pttl(const std::string& key) {
-    return run(io_, redis_->execute(cmd("PTTL", key))).value.integer;
+    return run(io_, redis_->execute(make_command("PTTL", key))).value.integer;
   }
 
   asio::io_context io_;
@@ -71,7 +66,8 @@ TEST_F(GcraTest, AdmitsTheBurstAtOnceThenDeniesWithoutConsuming) {
     EXPECT_GT(decision.limits[0].reset_us, i * 10 * kSecond);
     EXPECT_LE(decision.limits[0].reset_us, (i + 1) * 10 * kSecond);
   }
-  const auto tat_before = run(io_, redis_->execute(cmd("GET", "portcullis:rl:ip"))).value.string;
+  const auto tat_before =
+      run(io_, redis_->execute(make_command("GET", "portcullis:rl:ip"))).value.string;
   for (int i = 0; i < 5; ++i) {
     const auto decision = decide({per_ip});
     EXPECT_FALSE(decision.allowed);
@@ -82,7 +78,8 @@ TEST_F(GcraTest, AdmitsTheBurstAtOnceThenDeniesWithoutConsuming) {
     EXPECT_LE(decision.limits[0].retry_after_us, 10 * kSecond);
   }
   // Denials wrote nothing.
-  EXPECT_EQ(run(io_, redis_->execute(cmd("GET", "portcullis:rl:ip"))).value.string, tat_before);
+  EXPECT_EQ(run(io_, redis_->execute(make_command("GET", "portcullis:rl:ip"))).value.string,
+            tat_before);
   // The key expires when the limit is back at full burst: about 5 intervals from now.
   const auto ttl = pttl("portcullis:rl:ip");
   EXPECT_GT(ttl, 40'000);
@@ -150,10 +147,11 @@ TEST_F(GcraTest, LeasesSeveralAtOnceAndRefusesMoreThanTheBurst) {
 TEST_F(GcraTest, LoadsTheScriptAgainAfterTheServerForgotIt) {
   const auto steady = limit("portcullis:rl:flush", 1, 10 * kSecond, 2);
   ASSERT_TRUE(decide({steady}).allowed);
-  ASSERT_TRUE(run(io_, redis_->execute(cmd("SCRIPT", "FLUSH"))).ok());
+  ASSERT_TRUE(run(io_, redis_->execute(make_command("SCRIPT", "FLUSH"))).ok());
   EXPECT_TRUE(decide({steady}).allowed);
   EXPECT_FALSE(decide({steady}).allowed);
-  const auto exists = run(io_, redis_->execute(cmd("SCRIPT", "EXISTS", gcra_script_sha1())));
+  const auto exists =
+      run(io_, redis_->execute(make_command("SCRIPT", "EXISTS", gcra_script_sha1())));
   ASSERT_TRUE(exists.value.is_array());
   EXPECT_EQ(exists.value.elements[0].integer, 1);
 }

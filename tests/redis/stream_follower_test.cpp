@@ -17,11 +17,6 @@ namespace {
 
 using namespace test;
 
-template <typename... Words>
-Command cmd(const Words&... words) {
-  return Command{std::string(words)...};
-}
-
 constexpr const char* kStream = "portcullis:changes";
 
 class StreamFollowerTest : public ::testing::Test {
@@ -91,7 +86,7 @@ TEST_F(StreamFollowerTest, StartsWithAResyncThenDeliversNewEntriesInOrder) {
   // What the reload covered is not delivered again.
   EXPECT_EQ(entries_, (std::vector<std::string>{"t0", "t1", "t2", "t3", "t4"}));
   EXPECT_EQ(follower_->last_id(),
-            run(io_, admin_->execute(cmd("XREVRANGE", kStream, "+", "-", "COUNT", "1")))
+            run(io_, admin_->execute(make_command("XREVRANGE", kStream, "+", "-", "COUNT", "1")))
                 .value.elements[0]
                 .elements[0]
                 .string);
@@ -113,7 +108,7 @@ TEST_F(StreamFollowerTest, ResumesAfterAReconnectWithoutLoss) {
   const auto generation = follower_->connection().generation();
   // The server drops the follower's connection and, in the same batch, before the follower can
   // be back, three entries arrive.
-  Command kill = cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+  Command kill = make_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
   std::vector<Reply> replies;
   asio::co_spawn(
       io_, [&]() -> asio::awaitable<void> { replies.push_back(co_await admin_->execute(kill)); },
@@ -146,10 +141,10 @@ TEST_F(StreamFollowerTest, ResyncsWhenTheStreamWasTrimmedPastTheLastIdSeen) {
   // While the follower is disconnected, many entries come and the stream is trimmed to 5: the
   // entry seen last and those right after it are gone.
   std::vector<Command> batch;
-  batch.push_back(cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"));
+  batch.push_back(make_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"));
   for (int i = 0; i < 20; ++i)
-    batch.push_back(cmd("XADD", kStream, "*", "jti", "burst-" + std::to_string(i)));
-  batch.push_back(cmd("XTRIM", kStream, "MAXLEN", "5"));
+    batch.push_back(make_command("XADD", kStream, "*", "jti", "burst-" + std::to_string(i)));
+  batch.push_back(make_command("XTRIM", kStream, "MAXLEN", "5"));
   std::size_t done = 0;
   for (auto& command : batch) {
     asio::co_spawn(
@@ -187,7 +182,7 @@ TEST_F(StreamFollowerTest, XaddTrimsToAboutTheMaximumLength) {
     const Field fields[] = {{"jti", std::to_string(i)}};
     ASSERT_TRUE(run(io_, admin_->execute(xadd(kStream, 100, fields))).ok());
   }
-  const auto length = run(io_, admin_->execute(cmd("XLEN", kStream))).value.integer;
+  const auto length = run(io_, admin_->execute(make_command("XLEN", kStream))).value.integer;
   EXPECT_GE(length, 100);
   EXPECT_LT(length, 500);
 }

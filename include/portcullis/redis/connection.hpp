@@ -8,11 +8,15 @@
 //
 //   auto redis = redis::Connection::create(io.get_executor(), options);
 //   redis->start();
-//   redis::Reply reply = co_await redis->execute({"GET", redis->key("x")});
-//   if (reply.status == redis::Status::ok) ...
+//   redis::Reply reply = co_await redis->execute(redis::make_command("GET", redis->key("x")));
+//   if (reply.ok()) use(reply.value);           // a value that is not an error reply
+//   else if (reply.status != redis::Status::ok) // timeout, disconnected, overloaded, protocol
 //   redis->stop();  // before the io_context goes
 //
-// Not thread-safe: every call comes from the thread running the connection's executor.
+// While not ready (connecting, or reconnecting after a failure), commands fail at once with
+// disconnected: the owner decides (fail closed or open) without waiting. Not thread-safe: every
+// call comes from the thread running the connection's executor, and the owner keeps the
+// shared_ptr while it awaits.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

@@ -55,6 +55,16 @@ struct Reply {
 // A command: its arguments, binary-safe.
 using Command = std::vector<std::string>;
 
+// make_command("SET", key, value): a Command from strings and literals. Prefer it to a braced
+// list inside a coroutine: GCC 12 rejects braced lists of string literals there.
+template <typename... Words>
+Command make_command(const Words&... words) {
+  Command command;
+  command.reserve(sizeof...(words));
+  (command.emplace_back(words), ...);
+  return command;
+}
+
 // The command in RESP, ready to be written.
 std::string encode(const Command& command);
 
