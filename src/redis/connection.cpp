@@ -92,6 +92,7 @@ void Connection::start() {
 void Connection::stop() {
   if (stopped_) return;
   stopped_ = true;
+  on_state_ = nullptr;  // the owner asked: it hears nothing more, and may be going away
   if (link_) break_link(link_->id, "stopped");
   backoff_timer_.cancel();
   for (auto* waiter : ready_waiters_)
@@ -134,6 +135,7 @@ void Connection::complete(Request& request, Status status, Value value) {
 void Connection::break_link(std::uint64_t link_id, std::string why, Status oldest) {
   if (!link_ || link_->id != link_id || link_->broken) return;
   link_->broken = true;
+  const bool was_ready = ready_;
   ready_ = false;
   last_error_ = std::move(why);
   error_code ignored;
@@ -151,6 +153,11 @@ void Connection::break_link(std::uint64_t link_id, std::string why, Status oldes
   }
   for (auto& request : queued)
     complete(*request, Status::disconnected);
+  // Reported once per outage: when a ready connection breaks, or when the first attempt fails.
+  if (was_ready || !down_reported_) {
+    down_reported_ = true;
+    if (on_state_) on_state_(false, last_error_);
+  }
 }
 
 asio::awaitable<bool> Connection::wait_ready(std::chrono::milliseconds timeout) {
@@ -186,6 +193,8 @@ asio::awaitable<void> Connection::run() {
       ready_ = true;
       for (auto* waiter : ready_waiters_)
         waiter->cancel();
+      down_reported_ = false;
+      if (on_state_) on_state_(true, {});
       // Each loop ends when the link breaks, and every way of breaking it ends the other two.
       co_await (read_loop(link) && write_loop(link) && health_loop(link));
     }
@@ -238,7 +247,9 @@ asio::awaitable<std::shared_ptr<Connection::Link>> Connection::connect() {
   if (ec) co_return failed("cannot connect to " + options_.host + ": " + ec.message());
   link->stream->configure_socket();
   if (tls_) {
-    link->stream->attach_tls(tls_->new_ssl(options_.host));
+    SSL* ssl = tls_->new_ssl(options_.host);
+    if (!ssl) co_return failed("cannot create a TLS session");
+    link->stream->attach_tls(ssl);
     ec = co_await link->stream->handshake();
     if (link->broken) co_return nullptr;
     if (ec)

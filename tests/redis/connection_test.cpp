@@ -176,8 +176,15 @@ TEST_F(ConnectionTest, AHungServerTimesOutWithinTheDeadlineAndTheConnectionRecov
 
 TEST_F(ConnectionTest, ReconnectsAfterTheServerIsKilledAndRestarted) {
   auto options = options_for(server_);
-  options.backoff_max = 500ms;
-  auto redis = connect(options);
+  options.backoff_max = 100ms;
+  auto redis = Connection::create(io_.get_executor(), options);
+  connections_.push_back(redis);
+  std::vector<std::pair<bool, std::string>> changes;
+  redis->on_state_change([&](bool ready, std::string_view reason) {
+    changes.emplace_back(ready, std::string(reason));
+  });
+  redis->start();
+  ASSERT_TRUE(run_until(io_, [&] { return redis->ready(); }));
   ASSERT_TRUE(execute(*redis, make_command("SET", "k", "1")).ok());
 
   server_.kill();
@@ -187,11 +194,19 @@ TEST_F(ConnectionTest, ReconnectsAfterTheServerIsKilledAndRestarted) {
   EXPECT_EQ(execute(*redis, make_command("PING")).status, Status::disconnected);
   EXPECT_FALSE(redis->last_error().empty());
 
+  // Retries while the server is away are not reported one by one.
+  run_until(
+      io_, [] { return false; }, 300ms);
   server_.start();
   ASSERT_TRUE(run_until(
       io_, [&] { return redis->ready(); }, 5s));
   EXPECT_EQ(redis->generation(), 2u);
   EXPECT_TRUE(execute(*redis, make_command("PING")).ok());
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_TRUE(changes[0].first);
+  EXPECT_FALSE(changes[1].first);
+  EXPECT_EQ(changes[1].second, "closed by the server");
+  EXPECT_TRUE(changes[2].first);
 }
 
 TEST_F(ConnectionTest, IdleConnectionsArePinged) {

@@ -24,10 +24,12 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "portcullis/redis/options.hpp"
@@ -75,6 +77,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Commands queued or awaiting replies.
   std::size_t pending() const { return queued_.size() + in_flight_.size(); }
 
+  // Called when ready() changes: true once connected, false with the reason once per outage
+  // (the connection broke, or the first attempt failed; not for every retry). For logs and the
+  // backend-up metric. Never called from or after stop().
+  using StateHandler = std::function<void(bool ready, std::string_view reason)>;
+  void on_state_change(StateHandler handler) { on_state_ = std::move(handler); }
+
   // key_prefix + name.
   std::string key(std::string_view name) const;
   const RedisOptions& options() const { return options_; }
@@ -112,6 +120,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t link_ids_ = 0;  // connection attempts
   std::uint64_t replies_ = 0;   // replies received (the health check's activity count)
   std::string last_error_;
+  StateHandler on_state_;
+  bool down_reported_ = false;  // the current outage was reported
   std::minstd_rand random_;
 };
 
