@@ -196,7 +196,11 @@ asio::awaitable<void> Connection::run() {
       down_reported_ = false;
       if (on_state_) on_state_(true, {});
       // Each loop ends when the link breaks, and every way of breaking it ends the other two.
-      co_await (read_loop(link) && write_loop(link) && health_loop(link));
+      try {
+        co_await (read_loop(link) && write_loop(link) && health_loop(link));
+      } catch (const std::exception& error) {  // out of memory: drop this link, not the loop
+        break_link(link->id, std::string("internal error: ") + error.what());
+      }
     }
     if (stopped_) break;
     backoff_timer_.expires_after(backoff(attempt));
