@@ -156,8 +156,14 @@ void Connection::break_link(std::uint64_t link_id, std::string why, Status oldes
   // Reported once per outage: when a ready connection breaks, or when the first attempt fails.
   if (was_ready || !down_reported_) {
     down_reported_ = true;
-    if (on_state_) on_state_(false, last_error_);
+    notify_state(false, last_error_);
   }
+}
+
+void Connection::notify_state(bool ready, const std::string& reason) {
+  if (!on_state_) return;
+  const auto handler = on_state_;  // a copy: the handler may call stop(), which drops on_state_
+  handler(ready, reason);
 }
 
 asio::awaitable<bool> Connection::wait_ready(std::chrono::milliseconds timeout) {
@@ -194,7 +200,7 @@ asio::awaitable<void> Connection::run() {
       for (auto* waiter : ready_waiters_)
         waiter->cancel();
       down_reported_ = false;
-      if (on_state_) on_state_(true, {});
+      notify_state(true, {});
       // Each loop ends when the link breaks, and every way of breaking it ends the other two.
       try {
         co_await (read_loop(link) && write_loop(link) && health_loop(link));

@@ -102,6 +102,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // command: the oldest one with `oldest`, the others with disconnected.
   void break_link(std::uint64_t link_id, std::string why, Status oldest = Status::disconnected);
   void complete(Request& request, Status status, Value value = {});
+  void notify_state(bool ready, const std::string& reason);
   std::chrono::milliseconds backoff(unsigned attempt);
 
   asio::any_io_executor executor_;
