@@ -67,7 +67,7 @@ def test_per_ip_limit_lets_the_burst_through_then_answers_429(certs, core, jwt_k
         refused = request(gw.tls_port, "GET", "/limited/over")
         assert_gateway_error(refused, 429, "too_many_requests")
         assert_security_headers(refused)
-        assert 59 <= int(refused.header("Retry-After")) <= 60  # one request a minute
+        assert 50 <= int(refused.header("Retry-After")) <= 60  # one request a minute
         assert refused.header("RateLimit-Limit") == "3"
         assert refused.header("RateLimit-Remaining") == "0"
         assert int(refused.header("RateLimit-Reset")) >= int(refused.header("Retry-After"))
@@ -163,7 +163,7 @@ def test_repeated_login_failures_ban_the_ip_everywhere_and_across_a_restart(cert
 
         refused = wait_until(banned, timeout=5, message="the third failure bans the IP")
         assert_gateway_error(refused, 429, "too_many_requests")
-        assert 590 <= int(refused.header("Retry-After")) <= 600
+        assert 580 <= int(refused.header("Retry-After")) <= 600
         before = upstream_count(core, "/status/")
         assert request(gw.tls_port, "POST", "/status/200", body=b"{}").status == 429
         assert upstream_count(core, "/status/") == before
