@@ -20,7 +20,8 @@ std::string state_settings_key(const config::StateSettings& settings) {
   std::string key = settings.backend == config::StateBackendKind::memory ? "memory|" : "redis|";
   key += settings.backend == config::StateBackendKind::memory ? settings.memory_path
                                                               : settings.redis.url;
-  key += "|" + std::to_string(settings.max_token_lifetime.count());
+  key += '|';
+  key += std::to_string(settings.max_token_lifetime.count());
   return key;
 }
 
@@ -97,7 +98,7 @@ void attach_policy_services(Runtime& runtime, Services& services, bool serving,
   std::vector<std::uint32_t> limit_ids;
   std::vector<const obs::RateLimitMetrics*> limit_metrics;
   for (const auto& limit : policy.rate_limits) {
-    limit_ids.push_back(services.stable_id("limit:" + limit.name));
+    limit_ids.push_back(services.stable_id(std::string("limit:").append(limit.name)));
     limit_metrics.push_back(&services.metrics.state.rate_limit(limit.name));
   }
   for (std::size_t i = 0; i < policy.routes.size(); ++i) {
@@ -111,7 +112,8 @@ void attach_policy_services(Runtime& runtime, Services& services, bool serving,
       (limit.key == config::RateLimitKey::jwt_sub ? chain.user_limits : chain.ip_limits)
           .push_back(rule);
     }
-    runtime.login_protection_ids.push_back(services.stable_id("login:" + route.name));
+    runtime.login_protection_ids.push_back(
+        services.stable_id(std::string("login:").append(route.name)));
   }
 }
 
