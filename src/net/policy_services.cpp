@@ -54,7 +54,7 @@ std::uint32_t Services::stable_id(const std::string& name) {
 void attach_policy_services(Runtime& runtime, Services& services, bool serving,
                             std::vector<std::string>* warnings) {
   const config::Policy& policy = *runtime.policy;
-  if (policy.state.backend == config::StateBackendKind::redis) {
+  if (policy.state.backend == config::StateBackendKind::redis && !services.make_redis_backend) {
     throw std::runtime_error(policy.state.location.file + ":" +
                              std::to_string(policy.state.location.line) + ":" +
                              std::to_string(policy.state.location.column) +
@@ -79,7 +79,7 @@ void attach_policy_services(Runtime& runtime, Services& services, bool serving,
   const std::string key = state_settings_key(policy.state);
   if (serving) {
     if (!services.state) {
-      services.state = make_state_backend(policy.state, *services.clock);
+      services.state = make_state_backend(policy.state, services);
       services.state_settings = key;
     } else if (services.state_settings != key && warnings) {
       warnings->push_back(

@@ -5,6 +5,7 @@
 // survive a reload (ticket keys, endpoint health, connection counts) lives in Services.
 
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,10 @@ struct Services {
   JwksRegistry remote_keys;                          // key sets fetched from jwks_url, by URL
   const core::Clock* clock = &core::system_clock();  // tests of time-driven logic inject theirs
 
+  // Makes the `redis` state backend (set by main, which links the redis module: the network layer
+  // does not depend on it). Unset = the redis backend is refused at load.
+  std::function<std::shared_ptr<state::Backend>(const config::StateSettings&, const core::Clock&)>
+      make_redis_backend;
   std::mutex policy_services_mutex;  // build_runtime runs on the signal thread; once at a time
   std::shared_ptr<state::Backend> state;
   std::string state_settings;  // what `state` was built from, to tell whether a reload changes it
