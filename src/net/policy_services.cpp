@@ -26,9 +26,12 @@ std::string state_settings_key(const config::StateSettings& settings) {
 }
 
 std::shared_ptr<state::Backend> make_state_backend(const config::StateSettings& settings,
-                                                   const core::Clock& clock) {
+                                                   Services& services) {
+  const core::Clock& clock = *services.clock;
   if (settings.backend == config::StateBackendKind::redis) {
-    throw std::runtime_error("state.backend: redis is not available in this build; use memory");
+    auto backend = services.make_redis_backend(settings, clock);
+    backend->start();
+    return backend;
   }
   state::MemoryBackendOptions options;
   options.path = settings.memory_path;
