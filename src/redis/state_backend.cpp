@@ -144,6 +144,10 @@ struct RedisStateBackend::Impl {
   std::shared_ptr<StreamFollower> follower;
   bool stopped = false;
   bool reload_ok = false;
+  // Writes acknowledged while a reload runs: the reload may have scanned their keys before they
+  // were written, so they are applied again once it has replaced the mirror.
+  bool reloading = false;
+  std::vector<codec::Change> acknowledged_during_reload;
   bool reported_up = false;
   std::uint64_t checked_generation = 0;
   std::function<void(bool)> on_persistence;
@@ -232,25 +236,24 @@ struct RedisStateBackend::Impl {
       ++bad_entries;
       return;
     }
-    const auto at = now();
-    std::error_code error;
-    if (const auto* unban = std::get_if<codec::Unban>(&*change)) {
-      mirror.remove_ban(unban->ip);
-    } else {
-      error = std::visit(
-          [&](const auto& record) -> std::error_code {
-            if constexpr (std::is_same_v<std::decay_t<decltype(record)>, codec::Unban>) {
-              return {};
-            } else {
-              return mirror.apply(record, at);
-            }
-          },
-          *change);
-    }
+    const auto error = apply_change(*change);
     if (error)
       ++bad_entries;
     else
       ++changes_applied;
+  }
+
+  std::error_code apply_change(const codec::Change& change) {
+    return std::visit(
+        [&](const auto& record) -> std::error_code {
+          if constexpr (std::is_same_v<std::decay_t<decltype(record)>, codec::Unban>) {
+            mirror.remove_ban(record.ip);
+            return {};
+          } else {
+            return mirror.apply(record, now());
+          }
+        },
+        change);
   }
 
   // Loads everything under the prefix into the mirror (a full resync), on the follower's
@@ -258,11 +261,18 @@ struct RedisStateBackend::Impl {
   asio::awaitable<bool> reload() {
     reload_ok = false;
     set_available(false);
+    reloading = true;
+    acknowledged_during_reload.clear();
     state::MirrorContents contents;
     const bool loaded = co_await load(codec::kRevocations, contents) &&
                         co_await load(codec::kCutoffs, contents) &&
                         co_await load(codec::kBans, contents);
-    if (loaded && !mirror.replace_all(contents, now())) {
+    reloading = false;
+    const bool replaced = loaded && !mirror.replace_all(contents, now());
+    for (const auto& change : acknowledged_during_reload)
+      apply_change(change);
+    acknowledged_during_reload.clear();
+    if (replaced) {
       reload_ok = true;
       ++resyncs;
       if (metrics) metrics->resync();
@@ -371,6 +381,7 @@ struct RedisStateBackend::Impl {
       }
       error = co_await run_script(std::move(args));
       if (!error) error = mirror.apply(record, now());
+      if (!error && reloading) acknowledged_during_reload.emplace_back(record);
     }
     finish(error, done);
   }
@@ -391,6 +402,7 @@ struct RedisStateBackend::Impl {
       }
       error = co_await run_script(std::move(args));
       if (!error) mirror.remove_ban(ip);
+      if (!error && reloading) acknowledged_during_reload.emplace_back(codec::Unban{ip});
     }
     finish(error, done);
   }
@@ -448,6 +460,8 @@ void RedisStateBackend::stop() {
     asio::post(impl_->io, [impl = impl_.get()] { impl->shutdown(); });
   }
   lock.unlock();
+  // Called from a `done`: the shutdown is queued; the destructor joins.
+  if (std::this_thread::get_id() == thread_.get_id()) return;
   // The connections end their coroutines promptly once stopped; a bound keeps a stuck one from
   // holding the caller.
   auto finished = std::async(std::launch::async, [this] { thread_.join(); });

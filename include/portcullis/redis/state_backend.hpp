@@ -131,7 +131,8 @@ class RedisStateBackend final : public state::Backend {
   // with StateError::stopped.
   void start() override;
   // Refuses the writes in flight (they complete with an error), stops the connections and joins
-  // the thread. Later writes complete with StateError::stopped.
+  // the thread. Later writes complete with StateError::stopped. Called from a `done`, it only
+  // queues the shutdown (the destructor joins); never destroy the backend from a `done`.
   void stop() override;
   void maintain() override;
 
