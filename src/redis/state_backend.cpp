@@ -6,11 +6,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <future>
+#include <tuple>
 
 #include "portcullis/obs/state_metrics.hpp"
 #include "portcullis/redis/commands.hpp"
@@ -21,6 +23,7 @@
 namespace portcullis::redis {
 
 namespace asio = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
 using state::StateError;
 
 namespace {
@@ -282,25 +285,39 @@ struct RedisStateBackend::Impl {
     co_return false;
   }
 
+  // One key kind: SCAN batches, each batch's MGET sent together with the next SCAN (pipelined).
   asio::awaitable<bool> load(std::string_view kind, state::MirrorContents& contents) {
     auto& connection = follower->connection();
     const std::string prefix = options.redis.key_prefix + std::string(kind);
     const std::string pattern = codec::glob_prefix(prefix) + "*";
     const std::string count = std::to_string(std::max<std::size_t>(options.scan_count, 1));
-    std::string cursor = "0";
-    do {
-      const auto scan = co_await command(
-          connection, make_command("SCAN", cursor, "MATCH", pattern, "COUNT", count));
-      if (!scan.ok() || !scan.value.is_array() || scan.value.elements.size() != 2 ||
-          !scan.value.elements[0].is_text() || !scan.value.elements[1].is_array())
-        co_return false;
-      cursor = scan.value.elements[0].string;
-      const auto& keys = scan.value.elements[1].elements;
-      if (keys.empty()) continue;
+    const auto scan = [&](const std::string& cursor) {
+      return command(connection, make_command("SCAN", cursor, "MATCH", pattern, "COUNT", count));
+    };
+    const auto scan_ok = [](const Reply& reply) {
+      return reply.ok() && reply.value.is_array() && reply.value.elements.size() == 2 &&
+             reply.value.elements[0].is_text() && reply.value.elements[1].is_array();
+    };
+    Reply batch = co_await scan("0");
+    while (true) {
+      if (!scan_ok(batch)) co_return false;
+      const std::string cursor = batch.value.elements[0].string;
+      const auto keys = std::move(batch.value.elements[1].elements);
+      const bool more = cursor != "0";
+      if (keys.empty()) {
+        if (!more) co_return true;
+        batch = co_await scan(cursor);
+        continue;
+      }
       Command mget{"MGET"};
       for (const auto& key : keys)
         mget.push_back(key.string);
-      const auto values = co_await command(connection, std::move(mget));
+      Reply values;
+      if (more) {
+        std::tie(values, batch) = co_await (command(connection, std::move(mget)) && scan(cursor));
+      } else {
+        values = co_await command(connection, std::move(mget));
+      }
       if (!values.ok() || !values.value.is_array() || values.value.elements.size() != keys.size())
         co_return false;
       for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -315,8 +332,8 @@ struct RedisStateBackend::Impl {
       if (contents.revocations.size() > 2 * o.max_revocations ||
           contents.cutoffs.size() > 2 * o.max_cutoffs || contents.bans.size() > 2 * o.max_bans)
         co_return false;
-    } while (cursor != "0");
-    co_return true;
+      if (!more) co_return true;
+    }
   }
 
   static bool decode(std::string_view kind, std::string_view suffix, std::string_view value,

@@ -184,6 +184,29 @@ TEST_F(StateBackendTest, KeysAreUnambiguousAndAFreshInstanceLoadsEverything) {
   EXPECT_EQ(fresh.mirror().sizes().revocations, a.mirror().sizes().revocations);
 }
 
+TEST_F(StateBackendTest, AFullReloadOfFiftyThousandRevocations) {
+  const auto now = unix_now();
+  constexpr int kRecords = 50'000;
+  for (int batch = 0; batch < kRecords / 1000; ++batch) {
+    Command mset{"MSET"};
+    for (int i = batch * 1000; i < (batch + 1) * 1000; ++i) {
+      mset.push_back(
+          revocation_key(kPrefix, "https://idp.example.com/", "jti-" + std::to_string(i)));
+      mset.push_back(std::to_string(now + 3600));
+    }
+    ASSERT_TRUE(admin(std::move(mset)).ok());
+  }
+  const auto started = std::chrono::steady_clock::now();  // precise, for the printed time
+  auto& fresh = backend();
+  const auto took = std::chrono::steady_clock::now() - started;
+  std::printf(
+      "full reload of %d revocations: %lld ms\n", kRecords,
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  EXPECT_EQ(fresh.mirror().sizes().revocations, static_cast<std::size_t>(kRecords));
+  EXPECT_TRUE(fresh.mirror().is_revoked("https://idp.example.com/", "jti-49999", "",
+                                        state::kNoIssuedAt, now));
+}
+
 TEST_F(StateBackendTest, ReportsWhetherTheServerPersists) {
   auto& a = backend();
   std::optional<bool> reported;
