@@ -1,7 +1,5 @@
 #include "portcullis/redis/state_backend.hpp"
 
-#include <openssl/evp.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -28,61 +26,6 @@ using state::StateError;
 
 namespace {
 
-// KEYS: the record's key, the stream. ARGV: mode (put | del), stream length, new time, value,
-// expiry (unix ms), then the stream entry's fields. A put keeps a stored record whose time is
-// not earlier (the later exp / issued_before / ban end wins); a del of nothing adds no entry.
-// Returns 1 when something changed, 0 otherwise.
-constexpr std::string_view kWriteScript = R"lua(
-if ARGV[1] == 'put' then
-  local current = redis.call('GET', KEYS[1])
-  if current then
-    local stored = tonumber(string.match(current, '^%d+'))
-    if stored and stored >= tonumber(ARGV[3]) then return 0 end
-  end
-  redis.call('SET', KEYS[1], ARGV[4], 'PXAT', ARGV[5])
-elseif redis.call('DEL', KEYS[1]) == 0 then
-  return 0
-end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 6))
-return 1
-)lua";
-
-const std::string& script_sha1() {
-  static const std::string hex = [] {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_Digest(kWriteScript.data(), kWriteScript.size(), digest, &length, EVP_sha1(), nullptr);
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string text;
-    for (unsigned int i = 0; i < length; ++i) {
-      text += kDigits[digest[i] >> 4];
-      text += kDigits[digest[i] & 15];
-    }
-    return text;
-  }();
-  return hex;
-}
-
-class RedisStateCategory final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "portcullis.redis_state"; }
-  std::string message(int value) const override {
-    switch (static_cast<RedisStateError>(value)) {
-      case RedisStateError::timeout:
-        return "redis did not answer in time";
-      case RedisStateError::disconnected:
-        return "redis is not connected";
-      case RedisStateError::overloaded:
-        return "too many redis commands in flight";
-      case RedisStateError::protocol:
-        return "unexpected reply from redis";
-      case RedisStateError::server:
-        return "redis answered with an error";
-    }
-    return "unknown redis state error";
-  }
-};
-
 std::optional<RedisStateError> error_of(Status status) {
   switch (status) {
     case Status::ok:
@@ -104,15 +47,6 @@ std::int64_t unix_seconds(const core::Clock& clock) {
 }
 
 }  // namespace
-
-const std::error_category& redis_state_category() {
-  static const RedisStateCategory category;
-  return category;
-}
-
-std::error_code make_error_code(RedisStateError error) {
-  return {static_cast<int>(error), redis_state_category()};
-}
 
 // Everything that lives on the backend's thread.
 struct RedisStateBackend::Impl {
@@ -363,13 +297,13 @@ struct RedisStateBackend::Impl {
 
   // Runs the write script; an empty error once Redis has the change.
   asio::awaitable<std::error_code> run_script(std::vector<std::string> args) {
-    Command words{"EVALSHA", script_sha1(), "2"};
+    Command words{"EVALSHA", codec::write_script_sha1(), "2"};
     words.insert(words.end(), std::make_move_iterator(args.begin()),
                  std::make_move_iterator(args.end()));
     auto reply = co_await command(*write_connection, words);
     if (reply.is_error("NOSCRIPT")) {
       words[0] = "EVAL";
-      words[1] = std::string(kWriteScript);
+      words[1] = std::string(codec::kWriteScript);
       reply = co_await command(*write_connection, std::move(words));
     }
     if (const auto error = error_of(reply.status)) co_return make_error_code(*error);

@@ -1,11 +1,48 @@
 #include "state_codec.hpp"
 
+#include <openssl/evp.h>
+
 #include <charconv>
 
 #include "portcullis/redis/state_backend.hpp"
 
 namespace portcullis::redis {
 namespace codec {
+
+// KEYS: the record's key, the stream. ARGV: mode (put | del), stream length, new time, value,
+// expiry (unix ms), then the stream entry's fields. A put keeps a stored record whose time is
+// not earlier (the later exp / issued_before / ban end wins); a del of nothing adds no entry.
+// Returns 1 when something changed, 0 otherwise.
+const std::string_view kWriteScript = R"lua(
+if ARGV[1] == 'put' then
+  local current = redis.call('GET', KEYS[1])
+  if current then
+    local stored = tonumber(string.match(current, '^%d+'))
+    if stored and stored >= tonumber(ARGV[3]) then return 0 end
+  end
+  redis.call('SET', KEYS[1], ARGV[4], 'PXAT', ARGV[5])
+elseif redis.call('DEL', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 6))
+return 1
+)lua";
+
+const std::string& write_script_sha1() {
+  static const std::string hex = [] {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_Digest(kWriteScript.data(), kWriteScript.size(), digest, &length, EVP_sha1(), nullptr);
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string text;
+    for (unsigned int i = 0; i < length; ++i) {
+      text += kDigits[digest[i] >> 4];
+      text += kDigits[digest[i] & 15];
+    }
+    return text;
+  }();
+  return hex;
+}
 
 std::string pair_suffix(std::string_view first, std::string_view second) {
   std::string text = std::to_string(first.size());
@@ -124,6 +161,39 @@ std::optional<Change> parse_change(const std::vector<Field>& fields) {
 }
 
 }  // namespace codec
+
+namespace {
+
+class RedisStateCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "portcullis.redis_state"; }
+  std::string message(int value) const override {
+    switch (static_cast<RedisStateError>(value)) {
+      case RedisStateError::timeout:
+        return "redis did not answer in time";
+      case RedisStateError::disconnected:
+        return "redis is not connected";
+      case RedisStateError::overloaded:
+        return "too many redis commands in flight";
+      case RedisStateError::protocol:
+        return "unexpected reply from redis";
+      case RedisStateError::server:
+        return "redis answered with an error";
+    }
+    return "unknown redis state error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& redis_state_category() {
+  static const RedisStateCategory category;
+  return category;
+}
+
+std::error_code make_error_code(RedisStateError error) {
+  return {static_cast<int>(error), redis_state_category()};
+}
 
 std::string revocation_key(std::string_view prefix, std::string_view issuer, std::string_view jti) {
   return std::string(prefix) + std::string(codec::kRevocations) + codec::pair_suffix(issuer, jti);

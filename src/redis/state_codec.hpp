@@ -20,6 +20,10 @@ inline constexpr std::string_view kCutoffs = "cut:";
 inline constexpr std::string_view kBans = "ban:";
 inline constexpr std::string_view kChanges = "changes";
 
+// The write script (see state_backend.hpp) and its SHA1 for EVALSHA.
+extern const std::string_view kWriteScript;
+const std::string& write_script_sha1();
+
 // "<len(first)>:<first>:<second>": unambiguous whatever bytes the two hold.
 std::string pair_suffix(std::string_view first, std::string_view second);
 std::optional<std::pair<std::string, std::string>> parse_pair_suffix(std::string_view suffix);

@@ -23,6 +23,9 @@
 // a full reload: at R changes per second it covers stream_max_length / R seconds. Entries older
 // than the longest retention (max_token_lifetime + after_exp) are never needed: every record they
 // carry is also in its key until then.
+// A reload needs the whole state within this instance's mirror caps (MirrorOptions): give every
+// instance of a fleet the same caps and retention. A write that adds a key is refused with
+// capacity_exceeded when the writer's own mirror is full.
 //
 // Threads: the backend runs one io_context on one thread of its own, with a write connection and a
 // stream follower (its own connection). Every public member may be called from any thread; `done`
