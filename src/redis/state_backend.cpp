@@ -401,21 +401,20 @@ void RedisStateBackend::start() {
 }
 
 void RedisStateBackend::stop() {
-  std::unique_lock lock(lifecycle_mutex_);
-  if (!thread_.joinable()) {
-    accepting_ = false;
-    return;
+  std::thread thread;
+  {
+    std::lock_guard lock(lifecycle_mutex_);
+    if (accepting_) {
+      accepting_ = false;
+      asio::post(impl_->io, [impl = impl_.get()] { impl->shutdown(); });
+    }
+    // Called from a `done`: the shutdown is queued; the destructor joins.
+    if (!thread_.joinable() || std::this_thread::get_id() == thread_.get_id()) return;
+    thread = std::move(thread_);
   }
-  if (accepting_) {
-    accepting_ = false;
-    asio::post(impl_->io, [impl = impl_.get()] { impl->shutdown(); });
-  }
-  lock.unlock();
-  // Called from a `done`: the shutdown is queued; the destructor joins.
-  if (std::this_thread::get_id() == thread_.get_id()) return;
   // The connections end their coroutines promptly once stopped; a bound keeps a stuck one from
   // holding the caller.
-  auto finished = std::async(std::launch::async, [this] { thread_.join(); });
+  auto finished = std::async(std::launch::async, [&thread] { thread.join(); });
   if (finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready) impl_->io.stop();
   finished.wait();
 }
