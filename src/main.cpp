@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +21,7 @@
 #include "portcullis/net/runtime.hpp"
 #include "portcullis/net/server.hpp"
 #include "portcullis/net/tls_context.hpp"
+#include "portcullis/redis/state_backend.hpp"
 
 namespace {
 
@@ -46,6 +49,41 @@ void emit_event(const std::string& json, config::LogLevel level = config::LogLev
 std::string boost_version() {
   return std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
          "." + std::to_string(BOOST_VERSION % 100);
+}
+
+// The `redis` state backend for `settings` (state.redis), feeding the process's state metrics.
+std::shared_ptr<state::Backend> make_redis_backend(const config::StateSettings& settings,
+                                                   const core::Clock& clock,
+                                                   obs::StateMetrics& metrics) {
+  redis::StateBackendOptions options;
+  if (const auto error = redis::apply_url(settings.redis.url, options.redis))
+    throw std::runtime_error("state.redis.url: " + *error);
+  options.redis.ca_file = settings.redis.ca_file;
+  options.redis.key_prefix = settings.redis.key_prefix;
+  options.redis.command_timeout = settings.redis.command_timeout;
+  if (!settings.redis.password_file.empty()) {
+    // Checked readable and not blank at load; surrounding white space is not the password's.
+    std::ifstream in(settings.redis.password_file, std::ios::binary);
+    std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto first = password.find_first_not_of(" \t\r\n");
+    const auto last = password.find_last_not_of(" \t\r\n");
+    if (first != std::string::npos)
+      options.redis.password = password.substr(first, last - first + 1);
+    OPENSSL_cleanse(password.data(), password.size());
+  }
+  options.mirror.retention.max_token_lifetime =
+      std::chrono::duration_cast<std::chrono::seconds>(settings.max_token_lifetime);
+  auto backend = std::make_shared<redis::RedisStateBackend>(std::move(options), clock, &metrics);
+  backend->on_persistence_checked([](bool aof_enabled) {
+    if (!aof_enabled) {
+      emit_event(
+          "{\"event\":\"warning\",\"message\":\"state.redis: the server reports appendonly "
+          "no: a Redis restart loses every revocation and ban it holds; a fleet needs appendonly "
+          "yes (see the README)\"}",
+          config::LogLevel::warn);
+    }
+  });
+  return backend;
 }
 
 void print_usage(std::FILE* out) {
@@ -126,6 +164,10 @@ int main(int argc, char** argv) {
   }
 
   net::Services services(PORTCULLIS_VERSION);
+  services.make_redis_backend = [&services](const config::StateSettings& settings,
+                                            const core::Clock& clock) {
+    return make_redis_backend(settings, clock, services.metrics.state);
+  };
   std::vector<std::string> errors;
   auto loaded = load(config_path, services, errors, nullptr, !check_only);
   if (!loaded) {
