@@ -367,6 +367,20 @@ struct RedisStateBackend::Impl {
   }
 };
 
+RedisOptions redis_options(const config::RedisSettings& settings, std::string password) {
+  RedisOptions options;
+  options.host = settings.host;
+  options.port = settings.port;
+  options.tls = settings.tls;
+  options.ca_file = settings.ca_file;
+  options.user = settings.user;
+  options.password = std::move(password);
+  options.database = static_cast<int>(settings.database);
+  options.key_prefix = settings.key_prefix;
+  options.command_timeout = settings.command_timeout;
+  return options;
+}
+
 // ---- the backend --------------------------------------------------------------------------------
 
 RedisStateBackend::RedisStateBackend(StateBackendOptions options, const core::Clock& clock,

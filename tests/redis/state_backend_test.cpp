@@ -228,3 +228,31 @@ TEST_F(StateBackendTest, ReportsWhetherTheServerPersists) {
 
 }  // namespace
 }  // namespace portcullis::redis
+
+namespace portcullis::redis {
+namespace {
+
+TEST(RedisOptionsFromPolicy, TakesEverySettingOfStateRedis) {
+  config::RedisSettings settings;
+  settings.tls = true;
+  settings.host = "redis.internal";
+  settings.port = 6380;
+  settings.user = "gateway";
+  settings.database = 3;
+  settings.ca_file = "/etc/portcullis/redis-ca.pem";
+  settings.key_prefix = "fleet-a:";
+  settings.command_timeout = std::chrono::milliseconds(75);
+  const auto options = redis_options(settings, "secret");
+  EXPECT_TRUE(options.tls);
+  EXPECT_EQ(options.host, "redis.internal");
+  EXPECT_EQ(options.port, 6380);
+  EXPECT_EQ(options.user, "gateway");
+  EXPECT_EQ(options.password, "secret");
+  EXPECT_EQ(options.database, 3);
+  EXPECT_EQ(options.ca_file, "/etc/portcullis/redis-ca.pem");
+  EXPECT_EQ(options.key_prefix, "fleet-a:");
+  EXPECT_EQ(options.command_timeout, std::chrono::milliseconds(75));
+}
+
+}  // namespace
+}  // namespace portcullis::redis

@@ -37,7 +37,9 @@
 // own once Redis is back and the reload is done.
 //
 // Wiring:
-//   redis::StateBackendOptions options;           // redis (from state.redis), mirror (retention)
+//   redis::StateBackendOptions options;
+//   options.redis = redis::redis_options(policy.state.redis, password_from_file);
+//   options.mirror.retention.max_token_lifetime = policy.state.max_token_lifetime;
 //   auto backend = std::make_unique<redis::RedisStateBackend>(options, clock, &state_metrics);
 //   backend->on_persistence_checked([](bool aof) { if (!aof) warn(...); });
 //   backend->start();                              // does not wait for Redis
@@ -59,6 +61,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "portcullis/config/policy.hpp"
 #include "portcullis/core/clock.hpp"
 #include "portcullis/redis/options.hpp"
 #include "portcullis/redis/reply.hpp"
@@ -82,6 +85,10 @@ struct StateBackendOptions {
   // command_timeout. Each instance sends about one XREAD per block when idle.
   std::chrono::milliseconds follow_block{250};
 };
+
+// The connection settings of the policy's state.redis; `password` is the content of its
+// password_file, read by the caller (empty when there is none).
+RedisOptions redis_options(const config::RedisSettings& settings, std::string password);
 
 // Why a write was not acknowledged, beyond state::StateError.
 enum class RedisStateError {
