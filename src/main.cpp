@@ -55,22 +55,18 @@ std::string boost_version() {
 std::shared_ptr<state::Backend> make_redis_backend(const config::StateSettings& settings,
                                                    const core::Clock& clock,
                                                    obs::StateMetrics& metrics) {
-  redis::StateBackendOptions options;
-  if (const auto error = redis::apply_url(settings.redis.url, options.redis))
-    throw std::runtime_error("state.redis.url: " + *error);
-  options.redis.ca_file = settings.redis.ca_file;
-  options.redis.key_prefix = settings.redis.key_prefix;
-  options.redis.command_timeout = settings.redis.command_timeout;
+  std::string password;
   if (!settings.redis.password_file.empty()) {
     // Checked readable and not blank at load; surrounding white space is not the password's.
     std::ifstream in(settings.redis.password_file, std::ios::binary);
-    std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto first = password.find_first_not_of(" \t\r\n");
-    const auto last = password.find_last_not_of(" \t\r\n");
-    if (first != std::string::npos)
-      options.redis.password = password.substr(first, last - first + 1);
-    OPENSSL_cleanse(password.data(), password.size());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto first = text.find_first_not_of(" \t\r\n");
+    const auto last = text.find_last_not_of(" \t\r\n");
+    if (first != std::string::npos) password = text.substr(first, last - first + 1);
+    OPENSSL_cleanse(text.data(), text.size());
   }
+  redis::StateBackendOptions options;
+  options.redis = redis::redis_options(settings.redis, std::move(password));
   options.mirror.retention.max_token_lifetime =
       std::chrono::duration_cast<std::chrono::seconds>(settings.max_token_lifetime);
   auto backend = std::make_shared<redis::RedisStateBackend>(std::move(options), clock, &metrics);
