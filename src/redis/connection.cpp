@@ -1,5 +1,7 @@
 #include "portcullis/redis/connection.hpp"
 
+#include <tuple>
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -114,7 +116,14 @@ asio::awaitable<Reply> Connection::execute(Command command, std::chrono::millise
   request->timer.expires_after(timeout);
   queued_.push_back(request);
   if (queued_.size() == 1) writer_wake_.cancel();  // the writer may be waiting for work
-  const auto [ec] = co_await request->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  auto [ec] = co_await request->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (!request->done && !ec && reply_waiting(request->link_id)) {
+    // The reply is in the socket, but this thread was late to read it (a busy CPU wakes the
+    // deadline and the reader together, in either order): let the reader have one more turn
+    // rather than call a live server hung.
+    request->timer.expires_after(timeout);
+    std::tie(ec) = co_await request->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
   if (request->done) co_return std::move(request->reply);
   request->abandoned = true;
   if (ec) co_return Reply{Status::disconnected, {}};  // the caller's own cancellation
@@ -122,6 +131,12 @@ asio::awaitable<Reply> Connection::execute(Command command, std::chrono::millise
   // behind this one.
   break_link(request->link_id, "a command timed out");
   co_return Reply{Status::timeout, {}};
+}
+
+bool Connection::reply_waiting(std::uint64_t link_id) const {
+  if (!link_ || link_->id != link_id || link_->broken) return false;
+  error_code ec;
+  return link_->stream->socket().available(ec) > 0 && !ec;
 }
 
 void Connection::complete(Request& request, Status status, Value value) {

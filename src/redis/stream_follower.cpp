@@ -1,5 +1,7 @@
 #include "portcullis/redis/stream_follower.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -62,6 +64,10 @@ void StreamFollower::stop() {
   connection_->stop();
 }
 
+namespace {
+constexpr auto kBlockedReadSlack = std::chrono::milliseconds(1000);
+}  // namespace
+
 asio::awaitable<void> StreamFollower::run() {
   const auto self = shared_from_this();
   std::uint64_t followed_generation = 0;
@@ -87,8 +93,12 @@ asio::awaitable<void> StreamFollower::run() {
     following_ = true;
     Command read = make_command("XREAD", "COUNT", std::to_string(count_), "BLOCK",
                                 std::to_string(block_.count()), "STREAMS", key_, last_id_);
+    // A blocked read ends on the server's own timer; on a busy host its reply can come a little
+    // late. A hung server is still noticed within block + kBlockedReadSlack, and a closed one at
+    // once; a short command_timeout must not turn every late wake-up into a reconnect.
     const auto reply = co_await connection_->execute(
-        std::move(read), block_ + connection_->options().command_timeout);
+        std::move(read),
+        block_ + std::max(connection_->options().command_timeout, kBlockedReadSlack));
     if (stopped_) break;
     if (reply.status != Status::ok) continue;  // the connection reconnects; continuity is checked
     if (reply.value.is_error() || !deliver(reply.value)) co_await pause();

@@ -91,6 +91,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   struct Request;
   struct Link;
+  // Whether bytes of a reply wait unread on the link `link_id` (a late reader, not a hung server).
+  bool reply_waiting(std::uint64_t link_id) const;
 
   Connection(asio::any_io_executor executor, RedisOptions options);
   asio::awaitable<void> run();
