@@ -34,7 +34,7 @@ void parse_upstream_tls(Reader& reader, const Entry& entry, UpstreamTls& tls) {
 }
 
 void parse_health_check(Reader& reader, const Entry& entry, HealthCheck& health) {
-  const auto fields = reader.section(entry, {"path", "interval"});
+  const auto fields = reader.section(entry, {"path", "interval", "max_failures"});
   if (!fields) return;
   set(*fields, "path", health.path, [&](const Entry& e) -> std::optional<std::string> {
     auto text = reader.string(e);
@@ -51,6 +51,11 @@ void parse_health_check(Reader& reader, const Entry& entry, HealthCheck& health)
     return text;
   });
   set(*fields, "interval", health.interval, [&](const Entry& e) { return reader.duration(e); });
+  set(*fields, "max_failures", health.max_failures, [&](const Entry& e) -> std::optional<unsigned> {
+    const auto number = reader.whole(e, 1, 100);
+    if (!number) return std::nullopt;
+    return static_cast<unsigned>(*number);
+  });
 }
 
 Upstream parse_upstream(Reader& reader, const Entry& entry, std::string name) {

@@ -991,3 +991,29 @@ TEST_F(BodyBoundsTest, ABodyCheckedAgainstASchemaIsAtMostSixteenMebibytes) {
 
 }  // namespace
 }  // namespace portcullis::config
+
+namespace portcullis::config {
+namespace {
+
+TEST(UpstreamHealthKeys, MaxFailuresIsReadAndBounded) {
+  testing::TempDir dir;
+  const std::string base =
+      "version: 1\nserver:\n  listen: [{ address: '127.0.0.1:0', redirect_https: true }]\n"
+      "upstreams:\n  core:\n    endpoints: ['127.0.0.1:1']\n";
+  const auto policy = load_policy_text(base + "    health_check: { max_failures: 5 }\n",
+                                       dir.path() / "policy.yaml");
+  EXPECT_EQ(policy.upstreams[0].health_check.max_failures, 5u);
+  EXPECT_EQ(
+      load_policy_text(base, dir.path() / "policy.yaml").upstreams[0].health_check.max_failures,
+      3u);
+  try {
+    load_policy_text(base + "    health_check: { max_failures: 0 }\n", dir.path() / "policy.yaml");
+    ADD_FAILURE() << "max_failures: 0 was accepted";
+  } catch (const PolicyError& e) {
+    EXPECT_THAT(e.diagnostics()[0].to_string(),
+                HasSubstr("policy.yaml:7:35: upstreams.core.health_check.max_failures"));
+  }
+}
+
+}  // namespace
+}  // namespace portcullis::config
