@@ -2,6 +2,9 @@
 
 #include <yaml.h>
 
+#include <utility>
+#include <vector>
+
 namespace portcullis::config::detail {
 namespace {
 
@@ -61,6 +64,15 @@ std::optional<YamlProblem> check_yaml(std::string_view text, const YamlGuardLimi
   EventReader reader(text);
   std::size_t depth = 0;
   std::size_t nodes = 0;
+  // Per open collection: whether it is a mapping, and the nodes directly inside it.
+  std::vector<std::pair<bool, std::size_t>> open;
+  const auto count_child = [&](const yaml_event_t& event) -> std::optional<YamlProblem> {
+    if (open.empty() || !open.back().first) return std::nullopt;
+    if (++open.back().second > 2 * limits.max_mapping_keys)
+      return at(event,
+                "a mapping with more than " + std::to_string(limits.max_mapping_keys) + " keys");
+    return std::nullopt;
+  };
   std::size_t aliases = 0;
   std::size_t documents = 0;
   for (;;) {
@@ -78,16 +90,23 @@ std::optional<YamlProblem> check_yaml(std::string_view text, const YamlGuardLimi
         if (++depth > limits.max_depth)
           return at(*event,
                     "nested more than " + std::to_string(limits.max_depth) + " levels deep");
-        [[fallthrough]];
+        if (++nodes > limits.max_nodes)
+          return at(*event, "more than " + std::to_string(limits.max_nodes) + " YAML nodes");
+        if (auto problem = count_child(*event)) return problem;
+        open.emplace_back(event->type == YAML_MAPPING_START_EVENT, 0);
+        break;
       case YAML_SCALAR_EVENT:
         if (++nodes > limits.max_nodes)
           return at(*event, "more than " + std::to_string(limits.max_nodes) + " YAML nodes");
+        if (auto problem = count_child(*event)) return problem;
         break;
       case YAML_MAPPING_END_EVENT:
       case YAML_SEQUENCE_END_EVENT:
         --depth;
+        if (!open.empty()) open.pop_back();
         break;
       case YAML_ALIAS_EVENT:
+        if (auto problem = count_child(*event)) return problem;
         if (++aliases > limits.max_aliases)
           return at(*event,
                     "more than " + std::to_string(limits.max_aliases) + " alias references");

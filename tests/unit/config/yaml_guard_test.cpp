@@ -68,8 +68,24 @@ TEST(YamlGuard, RefusesTooManyNodes) {
   for (int i = 0; i < 2000; ++i)
     text += "1,";
   text += "1]";
-  EXPECT_TRUE(check_yaml(text, {.max_depth = 64, .max_nodes = 1000, .max_aliases = 1}));
+  EXPECT_TRUE(check_yaml(
+      text, {.max_depth = 64, .max_nodes = 1000, .max_aliases = 1, .max_mapping_keys = 10}));
   EXPECT_FALSE(check_yaml(text));
+}
+
+TEST(YamlGuard, RefusesAMappingWithMoreKeysThanAPolicyNeeds) {
+  std::string text;
+  for (int i = 0; i < 10'001; ++i)
+    text.append("k").append(std::to_string(i)).append(": 1\n");
+  const auto problem = check_yaml(text);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->line, 10'001);
+  EXPECT_NE(problem->message.find("more than 10000 keys"), std::string::npos);
+  // A long list is fine (ip_rules may hold thousands of CIDRs).
+  std::string list = "deny:\n";
+  for (int i = 0; i < 20'000; ++i)
+    list.append("  - 10.0.0.1/32\n");
+  EXPECT_FALSE(check_yaml(list));
 }
 
 TEST(YamlGuard, RandomBytesAreAnsweredQuickly) {
