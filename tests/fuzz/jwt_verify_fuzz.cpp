@@ -231,7 +231,9 @@ void sign_and_verify(std::string_view text, bool sha512) {
   const std::string_view header = text.substr(0, newline);
   const std::string_view payload = text.substr(newline + 1);
   std::string token = base64url(header) + "." + base64url(payload);
-  token += "." + hmac(sha512 ? EVP_sha512() : EVP_sha256(), token);
+  const std::string mac = hmac(sha512 ? EVP_sha512() : EVP_sha256(), token);
+  token.push_back('.');
+  token.append(mac);
   const Fixture& f = fixture();
   const auth::VerifyResult result = verify(f.symmetric, token, *f.secret_keys);
   if (result.ok()) {
