@@ -31,7 +31,9 @@ bool plain(std::string_view text, bool may_be_empty) {
 
 void check_error(const admin::BodyError& error, std::string_view body) {
   FUZZ_CHECK(!error.message.empty());
-  if (body.size() >= 24) FUZZ_CHECK(error.message.find(body) == std::string::npos);
+  // Only a body that looks like an object could be echoed (the fixed messages hold no '{').
+  if (body.starts_with('{')) FUZZ_CHECK(error.message.find(body) == std::string::npos);
+  FUZZ_CHECK(error.message.find('{') == std::string::npos);
 }
 
 }  // namespace
