@@ -77,7 +77,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(!error.empty());
     return 0;
   }
-  FUZZ_CHECK(set->entries().size() == entries.size());
+  // Entries are kept lower-cased, duplicates once.
+  FUZZ_CHECK(set->entries().size() <= entries.size());
   const bool allowed = set->allows(value);
   FUZZ_CHECK(allowed == (set->check(value) == core::Reason::none));
   FUZZ_CHECK(set->check(std::nullopt) == core::Reason::content_type_not_allowed);
