@@ -77,14 +77,17 @@ std::string_view view(const json::string& s) {
   return {s.data(), s.size()};
 }
 
-// Builds a public EVP_PKEY of `type` from the parameters in `bld`, and checks it.
-EVP_PKEY* public_key_from(const char* type, OSSL_PARAM_BLD* bld) {
+// Builds a public EVP_PKEY of `type` from the parameters in `bld`, and checks it unless
+// `openssl_check` is false (RSA: OpenSSL's check runs a Miller-Rabin test with random bases, so
+// the same document could load one time and not the next; build_rsa checks deterministically).
+EVP_PKEY* public_key_from(const char* type, OSSL_PARAM_BLD* bld, bool openssl_check = true) {
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld));
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* pkey = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &pkey, EVP_PKEY_PUBLIC_KEY, params.get()) != 1)
     return nullptr;
+  if (!openssl_check) return pkey;
   // On-curve point, sane modulus: refuse what OpenSSL itself considers an invalid public key.
   PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
   if (!check || EVP_PKEY_public_check(check.get()) != 1) {
@@ -92,6 +95,26 @@ EVP_PKEY* public_key_from(const char* type, OSSL_PARAM_BLD* bld) {
     return nullptr;
   }
   return pkey;
+}
+
+// True when an odd prime below 2^14 divides `n`: no RSA modulus does (OpenSSL's own check covers
+// the primes up to 751). Deterministic, unlike a primality test.
+bool has_small_factor(const BIGNUM* n) {
+  static const std::vector<BN_ULONG> primes = [] {
+    constexpr std::size_t kLimit = 1 << 14;
+    std::vector<bool> composite(kLimit, false);
+    std::vector<BN_ULONG> found;
+    for (std::size_t i = 3; i < kLimit; i += 2) {
+      if (composite[i]) continue;
+      found.push_back(i);
+      for (std::size_t j = i * i; j < kLimit; j += 2 * i)
+        composite[j] = true;
+    }
+    return found;
+  }();
+  for (const BN_ULONG p : primes)
+    if (BN_mod_word(n, p) == 0) return true;
+  return false;
 }
 
 std::size_t min_secret_bytes(Algorithm algorithm) {
@@ -279,13 +302,17 @@ class KeySetBuilder {
       problem = "implausible RSA modulus or exponent";
       return false;
     }
+    if (has_small_factor(n.get())) {
+      problem = "implausible RSA modulus (small factor)";
+      return false;
+    }
     std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
     if (!bld || OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
       problem = "out of memory";
       return false;
     }
-    key.pkey_.reset(public_key_from("RSA", bld.get()));
+    key.pkey_.reset(public_key_from("RSA", bld.get(), false));
     if (!key.pkey_) {
       problem = "OpenSSL refused the RSA public key";
       return false;

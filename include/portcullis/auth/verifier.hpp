@@ -88,7 +88,8 @@ inline constexpr std::size_t kMaxKeylessCandidates = 4;
 struct VerifyResult {
   core::Reason reason = core::Reason::none;
   std::shared_ptr<const Principal> principal;  // set exactly when reason == none
-  std::string subject;     // `sub` of a rejected token whose signature held; empty otherwise
+  std::string subject;     // `sub` once the signature held (accepted, or refused after step
+                           // 6); empty for a token whose signature did not hold
   std::string token_hash;  // token_hash_prefix() of the token, always set
 
   bool ok() const { return reason == core::Reason::none; }

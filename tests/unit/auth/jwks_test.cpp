@@ -148,6 +148,21 @@ TEST(Jwks, RefusesImplausibleRsaExponent) {
   expect_refused(rsa, "implausible");
 }
 
+// OpenSSL's RSA public-key check runs Miller-Rabin with random bases: for this modulus (a
+// corrupted 2048-bit key, divisible by 1301) it accepted the key in about 95% of loads, so the
+// same document gave different key sets. A small factor is now refused deterministically.
+TEST(Jwks, RefusesRsaModulusWithSmallFactorEveryTime) {
+  auto rsa = public_jwk(keys().rsa);
+  rsa["n"] =
+      "pB3nhwMM0gV8DdDAeqKcGdCc5IgbTHGIRw1N1pnmAgoTRCRjEo03Rmq2s16vDOEKtmeAteJyPPI0Z1GPMru8eu_"
+      "vMmE45I3DawQjdQj17SNIkzOGQfmDMEAl_-gKi0XFDcLVlvdoHKNAMC3R_l5_CQyKV__Nh4DdB6DLPe0czPcpw1-"
+      "UBPF85FfNhNJmOrzTFRbSF7x3U2vLN78ku089nFIFW82ymLdaXKboH6zhq_"
+      "bMquYzDzXggaA5M3Q8gUdQxnA9lWid05s3WhqhOmsNh98nP1e4J4dJOCqeCgGDNUTK5apfBiGQJy1pzQ6_u770d_"
+      "725K8wY4MSr6V10gyU6w";
+  for (int i = 0; i < 50; ++i)
+    expect_refused(rsa, "small factor");
+}
+
 TEST(Jwks, SkipsBadKeysButKeepsTheGoodOnes) {
   auto enc = public_jwk(keys().rsa);
   enc["use"] = "enc";
