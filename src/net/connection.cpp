@@ -254,6 +254,7 @@ void ClientConnection::begin_request() {
   ex_->policy = pinned_->runtime->policy.get();
   ex_->peer = peer_;
   ex_->client_ip = peer_;  // until the head says otherwise (through a trusted proxy)
+  ex_->peer_is_trusted_proxy = false;
   ex_->route = nullptr;
   ex_->route_index = 0;
   ex_->principal.reset();

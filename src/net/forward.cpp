@@ -118,7 +118,7 @@ asio::awaitable<bool> ClientConnection::forward(const Runtime& runtime, const co
 
   ex_->out.clear();
   const filters::UpstreamRequest request{
-      ex_->head,         ex_->path,        peer_,           is_trusted_proxy(policy, peer_),
+      ex_->head,         ex_->path,        peer_,           ex_->peer_is_trusted_proxy,
       ex_->request_id,   upstream_framing, upstream_length, runtime.claim_headers,
       ex_->claim_headers};
   filters::build_upstream_request(policy, request, ex_->out);

@@ -23,7 +23,9 @@ asio::awaitable<bool> ClientConnection::process_request() {
   ex_->record.bytes_in = parsed.head_bytes;
   ex_->body_buffered = false;
   assign_request_id(policy);
-  ex_->client_ip = filters::client_ip(policy, ex_->head, peer_);
+  ex_->peer_is_trusted_proxy = is_trusted_proxy(policy, peer_);
+  ex_->client_ip =
+      ex_->peer_is_trusted_proxy ? filters::client_ip(policy, ex_->head, peer_) : peer_;
 
   if (const auto reason = http::normalize_path(ex_->head.path, ex_->path); reason != Reason::none) {
     ex_->reply.set(400, reason);
