@@ -111,22 +111,29 @@ Verdict check_revocation(RequestCtx& ctx, ChainServices& services) {
   return answer;
 }
 
-// The route's limits of one key kind, decided together: all pass or none consumes.
-Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool by_subject,
-                     ChainServices& services) {
-  if (!services.limiter) return Verdict::next;
-  if (by_subject && !ctx.principal) return Verdict::next;  // refused, report-only: no subject
+void refuse_over_limit(RequestCtx& ctx, std::int64_t limit, std::int64_t remaining,
+                       std::int64_t retry_after, std::int64_t reset) {
+  add_number_header(ctx.reply, "Retry-After", std::max<std::int64_t>(1, retry_after));
+  add_number_header(ctx.reply, "RateLimit-Limit", limit);
+  add_number_header(ctx.reply, "RateLimit-Remaining", remaining);
+  add_number_header(ctx.reply, "RateLimit-Reset", reset);
+}
+
+std::optional<limits::LimitKey> local_key(const RequestCtx& ctx, const LimitRule& rule,
+                                          bool by_subject) {
+  // A token without `sub` shares one budget with every other such token.
+  return by_subject ? limits::LimitKey::subject(rule.id, ctx.principal->subject)
+                    : limits::LimitKey::ip(rule.id, ctx.client_ip);
+}
+
+// The route's limits of one key kind decided by this instance: all pass or none consumes.
+Verdict decide_locally(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool by_subject,
+                       ChainServices& services) {
   std::array<limits::LimitRequest, limits::kMaxBatchKeys> batch;
   std::size_t count = 0;
   for (const LimitRule& rule : rules) {
     if (count == batch.size()) break;
-    std::optional<limits::LimitKey> key;
-    if (by_subject) {
-      // A token without `sub` shares one budget with every other such token.
-      key = limits::LimitKey::subject(rule.id, ctx.principal->subject);
-    } else {
-      key = limits::LimitKey::ip(rule.id, ctx.client_ip);
-    }
+    const auto key = local_key(ctx, rule, by_subject);
     if (!key) return ctx.refuse(429, Reason::rate_limited);  // a subject too long to key
     batch[count++] = {*key, rule.limit};
   }
@@ -140,13 +147,60 @@ Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool 
   }
   if (rules[decision.deciding].metrics) rules[decision.deciding].metrics->denied->Increment();
   const auto answer = ctx.refuse(429, Reason::rate_limited);
-  if (answer == Verdict::respond) {
-    add_number_header(ctx.reply, "Retry-After", std::max<std::int64_t>(1, decision.retry_after));
-    add_number_header(ctx.reply, "RateLimit-Limit", decision.limit);
-    add_number_header(ctx.reply, "RateLimit-Remaining", decision.remaining);
-    add_number_header(ctx.reply, "RateLimit-Reset", decision.reset);
-  }
+  if (answer == Verdict::respond)
+    refuse_over_limit(ctx, decision.limit, decision.remaining, decision.retry_after,
+                      decision.reset);
   return answer;
+}
+
+// The route's limits of one key kind. With a backend that shares limits (a fleet), the decision
+// is the fleet's: a client this instance saw refused is answered at once from the denied-until
+// cache; otherwise the phase suspends for one round trip. While the backend is unreachable, and
+// with the memory backend, this instance decides.
+Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool by_subject,
+                     ChainServices& services, std::size_t phase_index) {
+  if (!services.limiter) return Verdict::next;
+  if (by_subject && !ctx.principal) return Verdict::next;  // refused, report-only: no subject
+  const bool shared = services.state && services.state->shares_limits();
+  if (!shared) return decide_locally(ctx, rules, by_subject, services);
+  if (!services.state->available()) {
+    if (services.metrics && services.fail_open) services.metrics->fail_open_decision();
+    return decide_locally(ctx, rules, by_subject, services);
+  }
+  const auto now_us = limits::to_micros(services.clock.monotonic());
+  if (services.denied) {
+    std::array<limits::LimitKey, limits::kMaxBatchKeys> keys;
+    std::size_t count = 0;
+    for (const LimitRule& rule : rules) {
+      if (count == keys.size()) break;
+      if (const auto key = local_key(ctx, rule, by_subject)) keys[count++] = *key;
+    }
+    if (const auto until = services.denied->check(std::span(keys.data(), count), now_us)) {
+      const auto answer = ctx.refuse(429, Reason::rate_limited);
+      if (answer == Verdict::respond) {
+        const auto wait = (*until - now_us + 999'999) / 1'000'000;
+        refuse_over_limit(ctx, rules.front().limit.burst, 0, wait, wait);
+      }
+      return answer;
+    }
+  }
+  auto& checks = ctx.suspended.checks;
+  checks.resize(std::min(rules.size(), limits::kMaxBatchKeys));
+  for (std::size_t i = 0; i < checks.size(); ++i) {
+    const LimitRule& rule = rules[i];
+    auto& check = checks[i];
+    check.key.assign(rule.name);
+    if (by_subject) {
+      check.key.append(":sub:").append(ctx.principal->subject);
+    } else {
+      check.key.append(":ip:").append(ctx.client_ip.client_key().to_string());
+    }
+    check.emission_us = rule.limit.emission_us;
+    check.burst = rule.limit.burst;
+  }
+  ctx.suspended.by_subject = by_subject;
+  ctx.suspended.resume_at = phase_index + 1;
+  return Verdict::suspend;
 }
 
 }  // namespace
@@ -181,8 +235,10 @@ Verdict check_ban(RequestCtx& ctx, ChainServices& services) {
   return Verdict::respond;
 }
 
-Verdict run_request_chain(RequestCtx& ctx, const RouteChain& chain, ChainServices& services) {
-  for (const RequestPhase phase : chain.phases) {
+Verdict run_request_chain(RequestCtx& ctx, const RouteChain& chain, ChainServices& services,
+                          std::size_t first) {
+  for (std::size_t index = first; index < chain.phases.size(); ++index) {
+    const RequestPhase phase = chain.phases[index];
     Verdict verdict = Verdict::next;
     switch (phase) {
       case RequestPhase::request_rules:
@@ -195,18 +251,49 @@ Verdict run_request_chain(RequestCtx& ctx, const RouteChain& chain, ChainService
         verdict = authorize(ctx, chain);
         break;
       case RequestPhase::ip_limits:
-        verdict = check_limits(ctx, chain.ip_limits, false, services);
+        verdict = check_limits(ctx, chain.ip_limits, false, services, index);
         break;
       case RequestPhase::revocation:
         verdict = check_revocation(ctx, services);
         break;
       case RequestPhase::user_limits:
-        verdict = check_limits(ctx, chain.user_limits, true, services);
+        verdict = check_limits(ctx, chain.user_limits, true, services, index);
         break;
     }
-    if (verdict == Verdict::respond) return verdict;
+    if (verdict != Verdict::next) return verdict;
   }
   return Verdict::next;
+}
+
+Verdict finish_shared_limits(RequestCtx& ctx, const RouteChain& chain, ChainServices& services,
+                             std::error_code error, const state::Backend::LimitDecision& decision) {
+  const bool by_subject = ctx.suspended.by_subject;
+  const auto& rules = by_subject ? chain.user_limits : chain.ip_limits;
+  if (error) {
+    if (services.metrics && services.fail_open) services.metrics->fail_open_decision();
+    return decide_locally(ctx, rules, by_subject, services);
+  }
+  const std::size_t count = std::min(rules.size(), ctx.suspended.checks.size());
+  if (decision.allowed) {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (rules[i].metrics) rules[i].metrics->allowed->Increment();
+    }
+    return Verdict::next;
+  }
+  const std::size_t deciding = std::min(decision.deciding, count - 1);
+  if (rules[deciding].metrics) rules[deciding].metrics->denied->Increment();
+  if (services.denied) {
+    // Until the fleet's limit lets it through again, this client costs no round trip.
+    if (const auto key = local_key(ctx, rules[deciding], by_subject)) {
+      const auto now_us = limits::to_micros(services.clock.monotonic());
+      services.denied->deny(*key, now_us + decision.retry_after * 1'000'000, now_us);
+    }
+  }
+  const auto answer = ctx.refuse(429, Reason::rate_limited);
+  if (answer == Verdict::respond)
+    refuse_over_limit(ctx, decision.limit, decision.remaining, decision.retry_after,
+                      decision.reset);
+  return answer;
 }
 
 Verdict refuse_invalid(RequestCtx& ctx, const validate::Verdict& verdict) {

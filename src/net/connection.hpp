@@ -153,6 +153,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   asio::awaitable<bool> process_request();
   asio::awaitable<bool> answer_locally();
+  asio::awaitable<std::error_code> decide_shared_limits(state::Backend& backend,
+                                                        state::Backend::LimitDecision& decision);
   void finish_record();
   asio::awaitable<bool> read_head(const Runtime& runtime, http::ParseResult& parsed);
   asio::awaitable<bool> forward(const Runtime& runtime, const config::Route& route,

@@ -4,6 +4,10 @@
 // claims, per-user limits) → body validation → forward. A phase fills the request context and
 // returns next or respond; the local reply is sent in one place, answer_locally().
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include "connection.hpp"
 
 namespace portcullis::net {
@@ -36,6 +40,7 @@ asio::awaitable<bool> ClientConnection::process_request() {
                                   *worker_.services.clock,
                                   runtime.state.get(),
                                   runtime.limiter.get(),
+                                  &worker_.services.denied,
                                   &worker_.services.metrics.state,
                                   policy.state.on_unavailable == config::OnUnavailable::fail_open};
   if (!(ex_->client_ip == peer_) && !runtime.ip_rules.allowed(ex_->client_ip)) {
@@ -61,9 +66,17 @@ asio::awaitable<bool> ClientConnection::process_request() {
   ex_->body_limit = runtime.route_rules[decision.route_index]
                         ? runtime.route_rules[decision.route_index]->max_body_bytes()
                         : policy.server.limits.max_body_bytes;
-  if (filters::run_request_chain(*ex_, runtime.route_chains[decision.route_index], services) ==
-      filters::Verdict::respond)
-    co_return co_await answer_locally();
+  const auto& chain = runtime.route_chains[decision.route_index];
+  auto verdict = filters::run_request_chain(*ex_, chain, services);
+  while (verdict == filters::Verdict::suspend) {
+    // A rate limit the fleet decides: one round trip to the state backend.
+    state::Backend::LimitDecision shared;
+    const auto error = co_await decide_shared_limits(*runtime.state, shared);
+    verdict = filters::finish_shared_limits(*ex_, chain, services, error, shared);
+    if (verdict == filters::Verdict::next)
+      verdict = filters::run_request_chain(*ex_, chain, services, ex_->suspended.resume_at);
+  }
+  if (verdict == filters::Verdict::respond) co_return co_await answer_locally();
   if (ex_->head.framing == BodyFraming::content_length &&
       ex_->head.content_length > ex_->body_limit) {
     ex_->reply.set(413, Reason::body_too_large);
@@ -89,6 +102,27 @@ asio::awaitable<bool> ClientConnection::process_request() {
       co_return co_await answer_locally();
   }
   co_return co_await forward(runtime, *decision.route, ex_->head_bytes);
+}
+
+// Hands the suspended phase's checks to the backend and resumes on this connection's executor
+// when it has decided (the backend answers from its own thread, within its command timeout).
+asio::awaitable<std::error_code> ClientConnection::decide_shared_limits(
+    state::Backend& backend, state::Backend::LimitDecision& decision) {
+  auto executor = co_await asio::this_coro::executor;
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::error_code)>(
+      [&backend, &decision, executor, this](auto handler) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        // The checks are copied: the request keeps its own (pooled) vector.
+        backend.decide_limits(ex_->suspended.checks,
+                              [executor, shared, &decision](
+                                  std::error_code ec, const state::Backend::LimitDecision& made) {
+                                asio::post(executor, [shared, ec, made, &decision]() mutable {
+                                  decision = made;
+                                  std::move (*shared)(ec);
+                                });
+                              });
+      },
+      asio::use_awaitable);
 }
 
 // Sends the local reply a phase made; returns whether the connection carries on. A request

@@ -330,3 +330,40 @@ def test_start_warns_when_redis_keeps_no_aof(certs, core, jwt_keys):
             gw.stop()
     finally:
         server.stop()
+
+
+def test_two_gateways_share_one_rate_limit(certs, core, jwt_keys, redis):
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    gateways = []
+    try:
+        for _ in range(2):
+            workdir = tempfile.mkdtemp(prefix="portcullis-fleet-")
+            policy = fleet_policy(certs, core, jwt_keys, workdir, url)
+            policy["rate_limits"] = {"shared_ip": {"key": "client_ip", "rate": 1, "per": "1m",
+                                                   "burst": 4}}
+            policy["routes"][0]["rate_limit"] = ["shared_ip"]
+            gateways.append(Gateway(policy, workdir=workdir))
+        a, b = gateways
+        wait_until(lambda: ready(a) and ready(b), message="both gateways follow the Redis")
+        before = int(redis.cli("INFO", "commandstats").split("cmdstat_evalsha:calls=")[1]
+                     .split(",")[0]) if "cmdstat_evalsha" in redis.cli("INFO", "commandstats") else 0
+        statuses = [request(gw.tls_port, "GET", "/public/shared").status
+                    for gw in (a, b, a, b, a, b)]
+        # One budget of 4 for the fleet, not 4 per gateway.
+        assert statuses == [200, 200, 200, 200, 429, 429], statuses
+        refused = request(b.tls_port, "GET", "/public/shared")
+        assert_gateway_error(refused, 429, "too_many_requests")
+        assert refused.header("RateLimit-Limit") == "4"
+        assert 1 <= int(refused.header("Retry-After")) <= 60
+        stats = redis.cli("INFO", "commandstats")
+        after = int(stats.split("cmdstat_evalsha:calls=")[1].split(",")[0])
+        # Six decisions, plus the first EVALSHA that found no script loaded (NOSCRIPT); the
+        # seventh request, from a client B already saw refused, cost no Redis call.
+        assert after - before <= 7, (before, after)
+        # With Redis gone, each gateway decides on what it knows: a fresh local budget.
+        redis.kill()
+        wait_until(lambda: not ready(a), timeout=5, message="A sees Redis gone")
+        assert request(a.tls_port, "GET", "/public/other").status == 200
+    finally:
+        for gw in gateways:
+            gw.stop()

@@ -18,6 +18,7 @@
 #include "portcullis/core/clock.hpp"
 #include "portcullis/filters/jwt_auth.hpp"
 #include "portcullis/filters/request_ctx.hpp"
+#include "portcullis/limits/denied_until.hpp"
 #include "portcullis/limits/local_limiter.hpp"
 #include "portcullis/obs/state_metrics.hpp"
 #include "portcullis/state/backend.hpp"
@@ -28,6 +29,7 @@ namespace portcullis::filters {
 // One configured rate limit as a route uses it.
 struct LimitRule {
   std::uint32_t id = 0;  // stable for the limit's name across reloads (keys its budgets)
+  std::string name;      // keys the fleet's shared budgets (ids are this process's own)
   limits::GcraLimit limit;
   const obs::RateLimitMetrics* metrics = nullptr;
 };
@@ -51,6 +53,7 @@ struct ChainServices {
   const core::Clock& clock;
   const state::Backend* state = nullptr;  // bans and revocations; null = none kept
   limits::LocalLimiter* limiter = nullptr;
+  limits::DeniedUntilCache* denied = nullptr;  // clients a shared limit refused, until when
   obs::StateMetrics* metrics = nullptr;
   bool fail_open = false;  // state.on_unavailable
 };
@@ -63,8 +66,16 @@ std::vector<RequestPhase> phases_for(const config::Route& route, bool has_rules,
 // ban ends.)
 Verdict check_ban(RequestCtx& ctx, ChainServices& services);
 
-// Runs `chain` over `ctx` (ctx.route set). `respond`: ctx.reply holds the answer.
-Verdict run_request_chain(RequestCtx& ctx, const RouteChain& chain, ChainServices& services);
+// Runs `chain` over `ctx` (ctx.route set) from phase `first`. `respond`: ctx.reply holds the
+// answer; `suspend`: ask the state backend to decide ctx.suspended.checks, hand its answer to
+// finish_shared_limits(), then run again from ctx.suspended.resume_at.
+Verdict run_request_chain(RequestCtx& ctx, const RouteChain& chain, ChainServices& services,
+                          std::size_t first = 0);
+
+// The fleet's answer to a suspended rate-limit phase; on `error` the limits are decided by this
+// instance alone (what it knows), as while the backend is unreachable.
+Verdict finish_shared_limits(RequestCtx& ctx, const RouteChain& chain, ChainServices& services,
+                             std::error_code error, const state::Backend::LimitDecision& decision);
 
 // A failed validation verdict as a reply (415, 413, or 400 naming the first failing place), or
 // with enforce: false only recorded.

@@ -20,10 +20,13 @@
 #include "portcullis/core/ip.hpp"
 #include "portcullis/core/reason.hpp"
 #include "portcullis/http/request_parser.hpp"
+#include "portcullis/state/backend.hpp"
 
 namespace portcullis::filters {
 
-enum class Verdict : std::uint8_t { next, respond };
+// next: on to the next phase; respond: ctx.reply holds the answer; suspend: a phase waits for the
+// state backend (ctx.suspended says for what), and the chain resumes once it has answered.
+enum class Verdict : std::uint8_t { next, respond, suspend };
 
 // The request phases a route can have, in the order they run (after the client IP and the ban
 // check, which every request goes through, and the route match). Each route's list is built
@@ -108,6 +111,14 @@ struct RequestCtx {
 
   LocalReply reply;
   Record record;
+
+  // A rate-limit phase waiting for the fleet's decision (Verdict::suspend). The vector keeps its
+  // capacity between requests on a pooled context.
+  struct Suspended {
+    std::size_t resume_at = 0;  // the phase after the one that suspended
+    bool by_subject = false;
+    std::vector<state::Backend::LimitCheck> checks;
+  } suspended;
 
   // A phase's refusal: answered with `status`, or with enforce: false only recorded (the
   // request goes on). Returns the verdict the phase hands back.

@@ -21,6 +21,7 @@
 #include "portcullis/filters/router.hpp"
 #include "portcullis/http/request_parser.hpp"
 #include "portcullis/limits/cidr_set.hpp"
+#include "portcullis/limits/denied_until.hpp"
 #include "portcullis/limits/local_limiter.hpp"
 #include "portcullis/limits/login_failures.hpp"
 #include "portcullis/net/connection_limiter.hpp"
@@ -59,6 +60,7 @@ struct Services {
   std::shared_ptr<limits::LocalLimiter> limiter;
   std::uint64_t limiter_bytes = 0;
   limits::LoginFailureTracker login_failures;
+  limits::DeniedUntilCache denied;  // clients a fleet-wide limit refused, until when
   std::unordered_map<std::string, std::uint32_t> limit_ids;  // by limit or route name, stable
   std::uint32_t stable_id(const std::string& name);
 };

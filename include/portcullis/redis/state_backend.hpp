@@ -137,6 +137,9 @@ class RedisStateBackend final : public state::Backend {
   void unban(core::IpAddress ip, Done done) override;
   bool available() const override { return available_.load(std::memory_order_acquire); }
   bool durable() const override { return true; }
+  // Rate limits: one GCRA script per request (EVALSHA, every limit in one round trip, Redis time).
+  bool shares_limits() const override { return true; }
+  void decide_limits(std::vector<LimitCheck> checks, Decided decided) override;
   // Starts the thread and connecting; never waits for Redis. Writes before start() complete
   // with StateError::stopped.
   void start() override;

@@ -9,8 +9,11 @@
 // error (a StateError or a transport error) means it was not acknowledged. A caller on an event
 // loop posts `done` back to its own executor. `done` must not throw; it may be empty.
 
+#include <cstdint>
 #include <functional>
+#include <string>
 #include <system_error>
+#include <vector>
 
 #include "portcullis/core/ip.hpp"
 #include "portcullis/state/mirror.hpp"
@@ -36,6 +39,34 @@ class Backend {
   virtual bool available() const = 0;
   // False only for a memory backend without a path: state lives in this process alone.
   virtual bool durable() const = 0;
+
+  // ---- rate limits a fleet shares (see limits/gcra.hpp for the arithmetic) --------------------
+  // One limit of a request: `key` names the limit and the client (the backend adds its prefix).
+  struct LimitCheck {
+    std::string key;
+    std::int64_t emission_us = 1;  // T
+    std::int64_t burst = 1;
+  };
+  // All limits pass (and all consume) or none does; the figures are those of `deciding`: the
+  // denying limit when refused, the one with the fewest remaining when allowed.
+  struct LimitDecision {
+    bool allowed = false;
+    std::size_t deciding = 0;
+    std::int64_t limit = 0;  // its burst
+    std::int64_t remaining = 0;
+    std::int64_t retry_after = 0;  // whole seconds, >= 1 when refused
+    std::int64_t reset = 0;        // whole seconds until the full burst is back
+  };
+  using Decided = std::function<void(std::error_code, const LimitDecision&)>;
+  // Whether decide_limits() decides for the whole fleet (false: the caller decides locally).
+  virtual bool shares_limits() const { return false; }
+  // Decides atomically for every instance sharing the backend. `decided` is called once, from
+  // any thread, within the backend's command timeout; an error means nothing was decided (the
+  // caller falls back to what this instance knows).
+  virtual void decide_limits(std::vector<LimitCheck> checks, Decided decided) {
+    (void)checks;
+    decided(StateError::stopped, {});
+  }
 
   virtual void start() {}
   // Completes or refuses every write in flight; later writes complete with StateError::stopped.

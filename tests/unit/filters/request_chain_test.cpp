@@ -83,7 +83,7 @@ class RequestChainTest : public ::testing::Test {
   }
 
   ChainServices services() {
-    return ChainServices{cache_, clock_, state_.get(), &limiter_, &metrics_, fail_open_};
+    return ChainServices{cache_, clock_, state_.get(), &limiter_, &denied_, &metrics_, fail_open_};
   }
 
   Verdict run() {
@@ -102,7 +102,7 @@ class RequestChainTest : public ::testing::Test {
     limit.burst = burst;
     policy_.rate_limits.push_back(limit);
     route_.rate_limits.push_back(policy_.rate_limits.size() - 1);
-    const LimitRule rule{static_cast<std::uint32_t>(policy_.rate_limits.size()),
+    const LimitRule rule{static_cast<std::uint32_t>(policy_.rate_limits.size()), limit.name,
                          limits::GcraLimit::make(rate, limit.per, burst),
                          &metrics_.rate_limit(limit.name)};
     (key == config::RateLimitKey::jwt_sub ? chain_.user_limits : chain_.ip_limits).push_back(rule);
@@ -135,6 +135,7 @@ class RequestChainTest : public ::testing::Test {
   std::shared_ptr<state::MemoryBackend> state_ =
       std::make_shared<state::MemoryBackend>(state::MemoryBackendOptions{}, clock_);
   limits::LocalLimiter limiter_;
+  limits::DeniedUntilCache denied_;
   prometheus::Registry registry_;
   obs::StateMetrics metrics_{registry_};
   bool fail_open_ = false;
