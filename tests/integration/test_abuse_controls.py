@@ -77,8 +77,11 @@ def test_per_ip_limit_lets_the_burst_through_then_answers_429(certs, core, jwt_k
         text = plain_request(gw.admin_port, "GET", "/metrics").body.decode()
         assert 'portcullis_rate_limit_decisions_total{limit="per_ip",result="allowed"} 3' in text
         assert 'portcullis_rate_limit_decisions_total{limit="per_ip",result="denied"} 1' in text
+        # The access log is written asynchronously: wait for the line.
+        wait_until(lambda: [e for e in gw.access_log() if e.get("reason") == "rate_limited"],
+                   message="the refusal reaches the access log")
         rejected = [e for e in gw.access_log() if e.get("reason") == "rate_limited"]
-        assert rejected and rejected[0]["status"] == 429
+        assert rejected[0]["status"] == 429
 
 
 def test_client_ip_comes_from_x_forwarded_for_only_through_a_trusted_proxy(certs, core, jwt_keys):
@@ -94,6 +97,9 @@ def test_client_ip_comes_from_x_forwarded_for_only_through_a_trusted_proxy(certs
             over = request(gw.tls_port, "GET", "/limited/over",
                            headers=[("X-Forwarded-For", client)])
             assert over.status == 429
+        wait_until(lambda: len([e for e in gw.access_log()
+                                if e.get("reason") == "rate_limited"]) >= 2,
+                   message="both refusals reach the access log")
         log = [e for e in gw.access_log() if e.get("reason") == "rate_limited"]
         assert {e["client_ip"] for e in log} == {"198.51.100.1", "198.51.100.2"}
 
@@ -167,8 +173,10 @@ def test_repeated_login_failures_ban_the_ip_everywhere_and_across_a_restart(cert
         before = upstream_count(core, "/status/")
         assert request(gw.tls_port, "POST", "/status/200", body=b"{}").status == 429
         assert upstream_count(core, "/status/") == before
+        wait_until(lambda: [e for e in gw.stderr_events() if e.get("event") == "ban"],
+                   message="the ban reaches the security log")
         events = [e for e in gw.stderr_events() if e.get("event") == "ban"]
-        assert events and events[0]["client_ip"] == "127.0.0.1" and events[0]["failures"] == 3
+        assert events[0]["client_ip"] == "127.0.0.1" and events[0]["failures"] == 3
         text = plain_request(gw.admin_port, "GET", "/metrics").body.decode()
         assert 'portcullis_bans_issued_total{source="login"} 1' in text
         gw.stop()

@@ -158,8 +158,11 @@ def test_revoked_jti_is_refused_fresh_and_cached(gw, jwt_keys, core):
     assert_security_headers(refused)
     assert len(core.requests()) == before  # nothing reached the upstream
     assert api(gw, other).status == 200
+    # The security log is written asynchronously: wait for the line.
+    wait_until(lambda: [e for e in gw.stderr_events() if e.get("event") == "admin_write"],
+               message="the admin write reaches the security log")
     events = [e for e in gw.stderr_events() if e.get("event") == "admin_write"]
-    assert events and events[-1]["what"] == "revoke_token" and events[-1]["jti"] == "jti-revoke-me"
+    assert events[-1]["what"] == "revoke_token" and events[-1]["jti"] == "jti-revoke-me"
     assert events[-1]["by"] == token_hash(ADMIN_TOKEN)  # who, as a hash; never the token
 
 
