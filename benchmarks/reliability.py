@@ -5,6 +5,7 @@ steady request rate, /proc sampling, and the source-address shim for load tools.
 Processes, certificates and the HTTP client come from tests/integration/harness.py; the wrk
 output parser from benchmarks/run. Everything listens on and connects to 127.0.0.0/8 only.
 """
+import calendar
 import importlib.machinery
 import importlib.util
 import json
@@ -139,7 +140,7 @@ def read_access_log(path):
 def log_time(entry):
     """An access-log entry's time (when the request ended) as Unix seconds."""
     stamp = entry["time"]  # 2026-12-03T09:45:12.345Z
-    seconds = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    seconds = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
     return seconds + float(stamp[19:-1] or 0)
 
 
@@ -346,8 +347,9 @@ def parse_wrk(out):
     match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     result["non2xx"] = int(match.group(1)) if match else 0
     match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    # wrk prints the line only when there was an error.
     result["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"),
-                                       map(int, match.groups()))) if match else {}
+                                       map(int, match.groups()) if match else (0, 0, 0, 0)))
     result["p99_ms"] = parse_latency(out, "99%")
     return result
 
