@@ -150,8 +150,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def proc_stats(pid):
-    """RSS (KiB), open descriptors and CPU seconds (user + system) of one process."""
-    stats = {"rss_kib": 0, "fds": 0, "cpu_seconds": 0.0}
+    """RSS (KiB), open descriptors, CPU seconds (user + system) and seconds spent runnable but
+    waiting for a CPU (run-queue wait, summed over its threads) of one process."""
+    stats = {"rss_kib": 0, "fds": 0, "cpu_seconds": 0.0, "wait_seconds": 0.0}
     try:
         for line in open(f"/proc/{pid}/status"):
             if line.startswith("VmRSS:"):
@@ -159,7 +160,10 @@ def proc_stats(pid):
         stats["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
         stats["cpu_seconds"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    except OSError:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                stats["wait_seconds"] += int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
         pass
     return stats
 
@@ -193,11 +197,12 @@ class Sampler:
         values = [s[key] for s in self.samples if s.get(key) is not None]
         return max(values) if values else None
 
-    def cpu_percent(self):
+    def cpu_percent(self, key="cpu_seconds"):
+        """CPU time (or with key="wait_seconds", run-queue wait) in % of the sampled wall time."""
         if len(self.samples) < 2:
             return float("nan")
         first, last = self.samples[0], self.samples[-1]
-        return 100.0 * (last["cpu_seconds"] - first["cpu_seconds"]) / (last["time"] - first["time"])
+        return 100.0 * (last[key] - first[key]) / (last["time"] - first["time"])
 
 
 TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPReqQFullDrop", "SyncookiesSent",
