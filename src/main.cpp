@@ -9,14 +9,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "portcullis/config/loader.hpp"
+#include "portcullis/config/secret_file.hpp"
 #include "portcullis/core/errors.hpp"
 #include "portcullis/net/runtime.hpp"
 #include "portcullis/net/server.hpp"
@@ -56,15 +55,8 @@ std::shared_ptr<state::Backend> make_redis_backend(const config::StateSettings& 
                                                    const core::Clock& clock,
                                                    obs::StateMetrics& metrics) {
   std::string password;
-  if (!settings.redis.password_file.empty()) {
-    // Checked readable and not blank at load; surrounding white space is not the password's.
-    std::ifstream in(settings.redis.password_file, std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto first = text.find_first_not_of(" \t\r\n");
-    const auto last = text.find_last_not_of(" \t\r\n");
-    if (first != std::string::npos) password = text.substr(first, last - first + 1);
-    OPENSSL_cleanse(text.data(), text.size());
-  }
+  if (!settings.redis.password_file.empty())
+    password = config::read_secret_file(settings.redis.password_file);
   redis::StateBackendOptions options;
   options.redis = redis::redis_options(settings.redis, std::move(password));
   options.mirror.retention.max_token_lifetime =

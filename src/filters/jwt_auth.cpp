@@ -169,18 +169,6 @@ RouteAuthRule::RouteAuthRule(const JwtProviderGate& gate, const config::RouteAut
     claims_.emplace_back(requirement.claim, claim_value(requirement));
 }
 
-JwtVerdict RouteAuthRule::check(const http::RequestHead& head, auth::VerifiedTokenCache& cache,
-                                std::chrono::system_clock::time_point now) const {
-  JwtVerdict verdict = gate_.authenticate(head, cache, now);
-  if (!verdict.ok()) return verdict;
-  verdict.reason = authorize(*verdict.principal);
-  if (!verdict.ok()) {
-    verdict.status = auth::auth_failure_status(verdict.reason);
-    verdict.www_authenticate = auth::www_authenticate(verdict.reason);
-  }
-  return verdict;
-}
-
 core::Reason RouteAuthRule::authorize(const auth::Principal& principal) const {
   return auth::authorize(principal, scopes_, claims_);
 }

@@ -67,14 +67,6 @@ inline std::string_view find_header(const std::vector<http::Header>& headers,
   return {};
 }
 
-inline std::optional<std::string_view> find_header_value(const std::vector<http::Header>& headers,
-                                                         std::string_view name) {
-  for (const auto& header : headers) {
-    if (http::iequals(header.name, name)) return header.value;
-  }
-  return std::nullopt;
-}
-
 inline bool is_trusted_proxy(const config::Policy& policy, const core::IpAddress& peer) {
   for (const auto& cidr : policy.server.trusted_proxies) {
     if (cidr.contains(peer)) return true;

@@ -4,12 +4,9 @@
 // budgets, bans and revocations; a setting that cannot change without a restart (the state
 // backend) keeps the running one and says so.
 
-#include <openssl/crypto.h>
-
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 
+#include "portcullis/config/secret_file.hpp"
 #include "portcullis/state/memory_backend.hpp"
 #include "worker.hpp"
 
@@ -65,17 +62,8 @@ void attach_policy_services(Runtime& runtime, Services& services, bool serving,
   }
   runtime.ip_rules = limits::IpRules(policy.ip_rules.deny, policy.ip_rules.allow);
   if (!policy.server.admin.token_file.empty()) {
-    // Checked readable and non-blank when the policy was loaded; surrounding white space (a
-    // trailing newline) is not part of the token.
-    std::ifstream in(policy.server.admin.token_file, std::ios::binary);
-    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto first = token.find_first_not_of(" \t\r\n");
-    const auto last = token.find_last_not_of(" \t\r\n");
-    if (!in.good() && !in.eof()) throw std::runtime_error("server.admin.token_file: unreadable");
-    if (first != std::string::npos)
-      runtime.admin_token =
-          auth::token_digest(std::string_view(token).substr(first, last - first + 1));
-    OPENSSL_cleanse(token.data(), token.size());
+    const std::string token = config::read_secret_file(policy.server.admin.token_file);
+    if (!token.empty()) runtime.admin_token = auth::token_digest(token);
   }
 
   std::lock_guard lock(services.policy_services_mutex);

@@ -26,7 +26,7 @@ void EndpointHealth::set_active_verdict(bool healthy) {
 }
 
 EndpointRegistry::Entry EndpointRegistry::get(const std::string& pool_key,
-                                               const std::string& health_key) {
+                                              const std::string& health_key) {
   std::lock_guard lock(mutex_);
   const auto pool = pool_ids_.try_emplace(pool_key, pool_ids_.size()).first->second;
   const auto [found, inserted] = health_ids_.try_emplace(health_key, health_.size());

@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 import tempfile
+from types import SimpleNamespace
 
 import pytest
 
@@ -73,3 +74,23 @@ def gateway(gateway_factory, certs, upstream):
 def refused_port():
     with harness.RefusedPort() as port:
         yield port
+
+
+@pytest.fixture(scope="module")
+def core():
+    """A demo upstream named core, shared by the tests of one module."""
+    upstream = harness.Upstream(name="core")
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def jwt_keys():
+    """An ES256 signing key (kid es-1) and its JWKS file, shared by the tests of one module."""
+    from test_jwt import keygen
+    directory = tempfile.mkdtemp(prefix="portcullis-jwt-keys-")
+    keys = SimpleNamespace(key=os.path.join(directory, "es-1.pem"),
+                           jwks=os.path.join(directory, "jwks.json"))
+    keygen("ES256", "es-1", keys.key, keys.jwks)
+    yield keys
+    shutil.rmtree(directory, ignore_errors=True)

@@ -16,23 +16,7 @@ import pytest
 from harness import (Gateway, Upstream, assert_gateway_error, assert_security_headers,
                      base_policy, plain_request, request, run_check, tls_connect, to_yaml,
                      wait_until)
-from test_jwt import keygen, provider, sign
-
-
-@pytest.fixture(scope="module")
-def core():
-    upstream = Upstream(name="core")
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture(scope="module")
-def jwt_keys():
-    directory = tempfile.mkdtemp(prefix="portcullis-abuse-keys-")
-    key, jwks = os.path.join(directory, "es-1.pem"), os.path.join(directory, "jwks.json")
-    keygen("ES256", "es-1", key, jwks)
-    yield key, jwks
-    shutil.rmtree(directory, ignore_errors=True)
+from test_jwt import provider, sign
 
 
 def upstream_count(core, prefix):
@@ -60,7 +44,7 @@ def limited_policy(certs, core, jwks, **overrides):
 
 
 def test_per_ip_limit_lets_the_burst_through_then_answers_429(certs, core, jwt_keys):
-    with Gateway(limited_policy(certs, core, jwt_keys[1])) as gw:
+    with Gateway(limited_policy(certs, core, jwt_keys.jwks)) as gw:
         for i in range(3):
             assert request(gw.tls_port, "GET", f"/limited/{i}").status == 200
         before = upstream_count(core, "/limited/")
@@ -85,7 +69,7 @@ def test_per_ip_limit_lets_the_burst_through_then_answers_429(certs, core, jwt_k
 
 
 def test_client_ip_comes_from_x_forwarded_for_only_through_a_trusted_proxy(certs, core, jwt_keys):
-    policy = limited_policy(certs, core, jwt_keys[1])
+    policy = limited_policy(certs, core, jwt_keys.jwks)
     policy["server"]["trusted_proxies"] = ["127.0.0.1/32"]
     with Gateway(policy) as gw:
         # Behind the trusted proxy, each forwarded client has its own budget.
@@ -105,7 +89,7 @@ def test_client_ip_comes_from_x_forwarded_for_only_through_a_trusted_proxy(certs
 
 
 def test_per_user_limit_follows_the_subject(certs, core, jwt_keys):
-    key, jwks = jwt_keys
+    key, jwks = jwt_keys.key, jwt_keys.jwks
     with Gateway(limited_policy(certs, core, jwks)) as gw:
         alice = sign(key, kid="es-1", claims={"sub": "alice-limits"}, exp_in=600)
         bob = sign(key, kid="es-1", claims={"sub": "bob-limits"}, exp_in=600)
@@ -125,7 +109,7 @@ def test_per_user_limit_follows_the_subject(certs, core, jwt_keys):
 
 
 def test_jwt_sub_limit_on_a_route_without_jwt_is_refused_at_load(certs, core, jwt_keys, tmp_path):
-    policy = limited_policy(certs, core, jwt_keys[1])
+    policy = limited_policy(certs, core, jwt_keys.jwks)
     policy["routes"][0]["rate_limit"] = ["per_user"]
     path = tmp_path / "policy.yaml"
     path.write_text(to_yaml(policy))

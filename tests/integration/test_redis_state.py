@@ -13,13 +13,12 @@ import statistics
 import subprocess
 import tempfile
 import time
-from types import SimpleNamespace
 
 import pytest
 
 from harness import (Gateway, Upstream, assert_gateway_error, base_policy, plain_request,
                      request, wait_until)
-from test_jwt import keygen, provider, sign
+from test_jwt import provider, sign
 
 ADMIN_TOKEN = "redis-state-admin-token"
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -82,23 +81,6 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def jwt_keys():
-    directory = tempfile.mkdtemp(prefix="portcullis-redis-keys-")
-    keys = SimpleNamespace(key=os.path.join(directory, "es-1.pem"),
-                           jwks=os.path.join(directory, "jwks.json"))
-    keygen("ES256", "es-1", keys.key, keys.jwks)
-    yield keys
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def core():
-    upstream = Upstream(name="core")
-    yield upstream
-    upstream.stop()
 
 
 @pytest.fixture

@@ -9,32 +9,14 @@ import shutil
 import signal
 import tempfile
 import time
-from types import SimpleNamespace
 
 import pytest
 
 from harness import (Gateway, Upstream, assert_gateway_error, assert_security_headers,
                      base_policy, plain_request, request, run_check, to_yaml, wait_until)
-from test_jwt import AUDIENCE, ISSUER, keygen, provider, sign, token_hash
+from test_jwt import provider, sign, token_hash
 
 ADMIN_TOKEN = "s3cret-admin-token-for-tests"
-
-
-@pytest.fixture(scope="module")
-def jwt_keys():
-    directory = tempfile.mkdtemp(prefix="portcullis-state-keys-")
-    keys = SimpleNamespace(dir=directory, key=os.path.join(directory, "es-1.pem"),
-                           jwks=os.path.join(directory, "jwks.json"))
-    keygen("ES256", "es-1", keys.key, keys.jwks)
-    yield keys
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def core():
-    upstream = Upstream(name="core")
-    yield upstream
-    upstream.stop()
 
 
 def state_policy(certs, upstream, jwt_keys, workdir, path="state.db", token=True, **overrides):

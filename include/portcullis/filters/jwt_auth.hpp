@@ -63,8 +63,6 @@ class RouteAuthRule {
   RouteAuthRule(const JwtProviderGate& gate, const config::RouteAuth& auth);
 
   const JwtProviderGate& gate() const { return gate_; }
-  JwtVerdict check(const http::RequestHead& head, auth::VerifiedTokenCache& cache,
-                   std::chrono::system_clock::time_point now) const;
   // The route's scopes and claims against an authenticated principal (none = allowed).
   core::Reason authorize(const auth::Principal& principal) const;
 
