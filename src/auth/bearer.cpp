@@ -1,14 +1,30 @@
 #include "portcullis/auth/bearer.hpp"
 #include "portcullis/core/text.hpp"
 
+#include <array>
+#include <string_view>
+
 namespace portcullis::auth {
 namespace {
 
 using core::Reason;
 
+// A table rather than a chain of comparisons: every bearer token on every request is scanned.
+constexpr std::array<bool, 256> kB64TokenChars = [] {
+  std::array<bool, 256> table{};
+  for (int c = 'A'; c <= 'Z'; ++c)
+    table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c)
+    table[c] = true;
+  for (int c = '0'; c <= '9'; ++c)
+    table[c] = true;
+  for (const char c : std::string_view("-._~+/"))
+    table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
+
 bool is_b64token_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+  return kB64TokenChars[static_cast<unsigned char>(c)];
 }
 
 // RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="

@@ -9,9 +9,14 @@
 namespace portcullis::auth {
 
 TokenDigest token_digest(std::string_view token) {
+  // One context per thread, reset by each init: EVP_Digest would allocate and free one per call,
+  // and every authenticated request hashes its token.
+  thread_local const detail::MdCtxPtr ctx(EVP_MD_CTX_new());
   TokenDigest digest{};
   unsigned int size = 0;
-  if (EVP_Digest(token.data(), token.size(), digest.data(), &size, detail::sha256(), nullptr) != 1)
+  if (!ctx || EVP_DigestInit_ex2(ctx.get(), detail::sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), token.data(), token.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest.data(), &size) != 1)
     throw std::runtime_error("SHA-256 failed");
   return digest;
 }

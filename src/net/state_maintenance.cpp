@@ -9,18 +9,28 @@
 namespace portcullis::net {
 
 // Frees expired revocations, cut-offs and bans and keeps the state gauges current. A short tick
-// so a drain never waits on it; the work itself runs once a minute.
+// so a drain never waits on it; the expiry work runs once a minute, the key-table gauges (a
+// lock per shard, nothing else) every tick, so a flood shows while it happens.
 asio::awaitable<void> run_state_maintenance(Worker& worker) {
   asio::steady_timer tick(worker.io);
   auto next = std::chrono::steady_clock::now();
+  auto& metrics = worker.services.metrics.state;
   while (!worker.draining.load(std::memory_order_relaxed)) {
+    const auto pinned = worker.pin();
+    if (const auto& limiter = pinned->runtime->limiter) {
+      const auto stats = limiter->stats();
+      metrics.key_table(obs::KeyTableKind::rate_limits, stats.size, stats.capacity,
+                        stats.evictions_idle, stats.evictions_active);
+    }
+    const auto logins = worker.services.login_failures.stats();
+    metrics.key_table(obs::KeyTableKind::login_failures, logins.size, logins.capacity,
+                      logins.evictions_idle, logins.evictions_active);
     if (std::chrono::steady_clock::now() >= next) {
-      const auto pinned = worker.pin();
       if (const auto& state = pinned->runtime->state) {
         state->maintain();
         const auto sizes = state->mirror().sizes();
-        worker.services.metrics.state.mirror_size(sizes.revocations, sizes.cutoffs, sizes.bans);
-        worker.services.metrics.state.backend_up(state->available());
+        metrics.mirror_size(sizes.revocations, sizes.cutoffs, sizes.bans);
+        metrics.backend_up(state->available());
       }
       next += std::chrono::minutes(1);
     }

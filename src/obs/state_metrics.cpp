@@ -75,6 +75,44 @@ StateMetrics::StateMetrics(prometheus::Registry& registry) {
                       .Name("portcullis_rate_limit_decisions_total")
                       .Help("Rate-limit decisions, by limit and result")
                       .Register(registry);
+  auto& keys = prometheus::BuildGauge()
+                   .Name("portcullis_limiter_keys")
+                   .Help("Client keys held by the rate-limit and login-failure tables")
+                   .Register(registry);
+  auto& capacity = prometheus::BuildGauge()
+                       .Name("portcullis_limiter_keys_capacity")
+                       .Help("Client keys that fit in each table's memory bound")
+                       .Register(registry);
+  auto& evictions = prometheus::BuildCounter()
+                        .Name("portcullis_limiter_evictions_total")
+                        .Help(
+                            "Keys dropped to make room, by table and kind (idle: the key's "
+                            "budget was full again; active: no idle key was left)")
+                        .Register(registry);
+  constexpr std::array<std::string_view, 2> kTables = {"rate_limits", "login_failures"};
+  for (std::size_t i = 0; i < kTables.size(); ++i) {
+    const std::string table(kTables[i]);
+    key_tables_[i].keys = &keys.Add({{"table", table}});
+    key_tables_[i].capacity = &capacity.Add({{"table", table}});
+    key_tables_[i].evicted_idle = &evictions.Add({{"table", table}, {"kind", "idle"}});
+    key_tables_[i].evicted_active = &evictions.Add({{"table", table}, {"kind", "active"}});
+  }
+}
+
+void StateMetrics::key_table(KeyTableKind table, std::size_t keys, std::size_t capacity,
+                             std::uint64_t evicted_idle, std::uint64_t evicted_active) {
+  std::lock_guard lock(key_tables_mutex_);
+  auto& handles = key_tables_[static_cast<std::size_t>(table)];
+  handles.keys->Set(static_cast<double>(keys));
+  handles.capacity->Set(static_cast<double>(capacity));
+  // The table counts from its creation; a table created anew (another memory bound) counts
+  // from zero again, so only growth is added.
+  if (evicted_idle > handles.seen_idle)
+    handles.evicted_idle->Increment(static_cast<double>(evicted_idle - handles.seen_idle));
+  if (evicted_active > handles.seen_active)
+    handles.evicted_active->Increment(static_cast<double>(evicted_active - handles.seen_active));
+  handles.seen_idle = evicted_idle;
+  handles.seen_active = evicted_active;
 }
 
 const RateLimitMetrics& StateMetrics::rate_limit(const std::string& name) {

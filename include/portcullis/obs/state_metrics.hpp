@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,6 +24,8 @@ enum class RedisErrorKind { timeout, disconnected, overloaded, protocol, server,
 enum class AdminEndpoint { post_revocations, post_bans, delete_bans, get_bans, count };
 enum class BanSource { login, admin, count };
 enum class IpRuleRefusal { denied, not_allowed, count };
+// The bounded per-key tables of the abuse controls.
+enum class KeyTableKind { rate_limits, login_failures, count };
 
 // One rate limit's decision counters.
 struct RateLimitMetrics {
@@ -54,6 +57,10 @@ class StateMetrics {
   void ip_rule_refusal(IpRuleRefusal kind) {
     ip_refusals_[static_cast<std::size_t>(kind)]->Increment();
   }
+  // A key table's occupancy: keys held, keys that fit in its memory bound, and its cumulative
+  // evictions (idle keys, and active ones when a shard had no idle key left).
+  void key_table(KeyTableKind table, std::size_t keys, std::size_t capacity,
+                 std::uint64_t evicted_idle, std::uint64_t evicted_active);
   // Handles for one limit name, created on first use and kept for the process.
   const RateLimitMetrics& rate_limit(const std::string& name);
 
@@ -72,6 +79,16 @@ class StateMetrics {
   std::array<prometheus::Counter*, static_cast<std::size_t>(BanSource::count)> bans_issued_{};
   std::array<prometheus::Counter*, static_cast<std::size_t>(IpRuleRefusal::count)> ip_refusals_{};
   prometheus::Family<prometheus::Counter>* rate_limits_;
+  struct KeyTableHandles {
+    prometheus::Gauge* keys = nullptr;
+    prometheus::Gauge* capacity = nullptr;
+    prometheus::Counter* evicted_idle = nullptr;
+    prometheus::Counter* evicted_active = nullptr;
+    std::uint64_t seen_idle = 0;  // the table's counts at the last update
+    std::uint64_t seen_active = 0;
+  };
+  std::mutex key_tables_mutex_;
+  std::array<KeyTableHandles, static_cast<std::size_t>(KeyTableKind::count)> key_tables_{};
   std::mutex limits_mutex_;
   std::unordered_map<std::string, std::unique_ptr<RateLimitMetrics>> limits_;
 };
