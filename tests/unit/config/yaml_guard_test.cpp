@@ -28,6 +28,25 @@ TEST(YamlGuard, ALoneCommaIsASyntaxErrorWithItsPlace) {
   EXPECT_EQ(problem->column, 1);
 }
 
+TEST(YamlGuard, RefusesTagsWhereverTheyStand) {
+  // Texts libyaml accepts on which yaml-cpp 0.7 allocated without bound (the fuzzer's finds),
+  // and tags on every kind of node.
+  for (const std::string_view text :
+       {"!!4;certificates: 8}\n.38}\n,.38}\n:tip", "!e rq\n\n\n?\n=-\n", "version: !!int 1\n",
+        "server: !x { workers: 1 }\n", "routes: !!seq []\n",
+        "%TAG !e! tag:e.com,2000:\n---\na: 1\n", "a: !<tag:yaml.org,2002:str> b\n"}) {
+    const auto problem = check_yaml(text);
+    ASSERT_TRUE(problem) << text;
+    EXPECT_NE(problem->message.find("tags"), std::string::npos) << problem->message;
+  }
+  const auto problem = check_yaml("version: 1\nlogging:\n  level: !!str info\n");
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->line, 3);
+  EXPECT_EQ(problem->column, 10);
+  // An exclamation mark inside a value is no tag.
+  EXPECT_EQ(check_yaml("a: 'b!c'\nd: e!f\n"), std::nullopt);
+}
+
 TEST(YamlGuard, RefusesASecondDocument) {
   const auto problem = check_yaml("version: 1\n---\nversion: 2\n");
   ASSERT_TRUE(problem);
