@@ -5,7 +5,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <new>
+#include <string>
+
 #include "file_checks.hpp"
+#include "portcullis/core/allocation_budget.hpp"
 #include "sections.hpp"
 #include "yaml_guard.hpp"
 #include "yaml_reader.hpp"
@@ -15,7 +19,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Policy load(Reader& reader, const std::string& text, std::string source_file) {
+// What yaml-cpp may allocate to build the tree of a text of `bytes`: a fixed allowance plus 40
+// times the text (its nodes cost about 12 times a list of short scalars; allocations are counted
+// when made, not net of frees).
+std::size_t yaml_tree_budget(std::size_t bytes) {
+  return (std::size_t{64} << 20) + 40 * bytes;
+}
+
+Policy load(Reader& reader, const std::string& text, std::string source_file,
+            std::size_t yaml_budget) {
   Policy policy;
   policy.source_file = std::move(source_file);
 
@@ -29,13 +41,29 @@ Policy load(Reader& reader, const std::string& text, std::string source_file) {
     throw PolicyError(reader.take_errors());
   }
   std::vector<YAML::Node> documents;
+  // And a cap on what yaml-cpp may allocate for it, in case an input the first pass accepts
+  // still sends it astray: the load is refused, the serving process keeps its memory.
+  bool over_budget = false;
   try {
-    documents = YAML::LoadAll(text);
+    const core::AllocationBudget budget(yaml_budget);
+    try {
+      documents = YAML::LoadAll(text);
+    } catch (const std::bad_alloc&) {
+      if (!budget.exceeded()) throw;
+      over_budget = true;
+    }
   } catch (const YAML::ParserException& e) {
     reader.error(e.mark, "YAML syntax error: " + e.msg);
     throw PolicyError(reader.take_errors());
   } catch (const YAML::Exception& e) {
     reader.error(e.mark, "YAML error: " + e.msg);
+    throw PolicyError(reader.take_errors());
+  }
+  if (over_budget) {
+    documents.clear();
+    reader.error(YAML::Mark(), "the YAML parser needed more than " +
+                                   std::to_string(yaml_budget >> 10) +
+                                   " KiB for this file; refused");
     throw PolicyError(reader.take_errors());
   }
   if (documents.size() > 1) {
@@ -119,10 +147,11 @@ Policy load_policy(const fs::path& file, std::vector<Diagnostic>* warnings) {
 }
 
 Policy load_policy_text(const std::string& yaml_text, const fs::path& file,
-                        std::vector<Diagnostic>* warnings) {
+                        std::vector<Diagnostic>* warnings, std::size_t yaml_budget) {
   const auto absolute = fs::absolute(file).lexically_normal();
   Reader reader(file.string(), absolute.parent_path());
-  Policy policy = load(reader, yaml_text, absolute.string());
+  Policy policy = load(reader, yaml_text, absolute.string(),
+                       yaml_budget ? yaml_budget : yaml_tree_budget(yaml_text.size()));
   if (warnings) *warnings = reader.take_warnings();
   return policy;
 }

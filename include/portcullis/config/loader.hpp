@@ -6,6 +6,7 @@
 // as part of loading. A policy that loads may still carry warnings: choices an operator should
 // know about (for example state kept in this process only), printed by --check and at start.
 
+#include <cstddef>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -39,7 +40,9 @@ class PolicyError : public std::runtime_error {
 Policy load_policy(const std::filesystem::path& file, std::vector<Diagnostic>* warnings = nullptr);
 
 // Same, from text already in memory; `file` names it in diagnostics and anchors relative paths.
+// `yaml_budget` caps the bytes the YAML library may allocate to build the text's tree (0: the
+// default, 64 MiB plus 40 times the text); over it, the load is refused with a diagnostic.
 Policy load_policy_text(const std::string& yaml_text, const std::filesystem::path& file,
-                        std::vector<Diagnostic>* warnings = nullptr);
+                        std::vector<Diagnostic>* warnings = nullptr, std::size_t yaml_budget = 0);
 
 }  // namespace portcullis::config

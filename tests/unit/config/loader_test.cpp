@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "portcullis/core/allocation_budget.hpp"
 #include "unit/config/config_test_support.hpp"
 
 namespace portcullis::config {
@@ -39,6 +40,26 @@ class LoaderTest : public ::testing::Test {
 
   testing::TempDir dir_;
 };
+
+// ---- the YAML front end's allocation cap --------------------------------------------------------
+
+TEST_F(LoaderTest, AYamlTreeOverItsAllocationBudgetIsRefusedWithItsFile) {
+  if (!core::AllocationBudget::enforced()) GTEST_SKIP() << "the sanitizer owns operator new";
+  try {
+    load_policy_text(std::string(kMinimal), dir_ / "policy.yaml", nullptr, 2048);
+    FAIL() << "a 2 KiB budget was enough";
+  } catch (const PolicyError& error) {
+    ASSERT_THAT(error.diagnostics(), SizeIs(1));
+    EXPECT_THAT(error.diagnostics().front().to_string(),
+                AllOf(StartsWith((dir_ / "policy.yaml").string() + ":1:1: "),
+                      HasSubstr("needed more than 2 KiB")));
+  }
+  // The default budget (64 MiB and 40 times the text) leaves the same policy alone, and the cap
+  // ends with the YAML tree: what follows allocates freely.
+  EXPECT_NO_THROW(load(kMinimal));
+  EXPECT_NO_THROW(
+      load_policy_text(std::string(kMinimal), dir_ / "policy.yaml", nullptr, std::size_t{1} << 20));
+}
 
 // ---- defaults and the top level ----------------------------------------------------------------
 
