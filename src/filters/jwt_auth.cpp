@@ -62,6 +62,23 @@ std::string claim_text(const boost::json::value& value) {
   return boost::json::serialize(value);
 }
 
+// Keeps a verified token in the connection's memo, until the token's exp or the cache's TTL,
+// whichever comes first; anything else empties it.
+void remember(TokenMemo& memo, const JwtVerdict& verdict, std::string_view token,
+              const auth::Sha256Digest& context, std::chrono::system_clock::time_point now,
+              bool cacheable, std::chrono::seconds ttl) {
+  if (!verdict.ok() || !verdict.principal || !cacheable) {
+    memo.principal.reset();
+    return;
+  }
+  memo.token.assign(token);
+  memo.context = context;
+  memo.principal = verdict.principal;
+  memo.expires = now + ttl;
+  if (const auto exp = verdict.principal->expires_at; exp && *exp < memo.expires)
+    memo.expires = std::chrono::system_clock::time_point(*exp);
+}
+
 }  // namespace
 
 // The cache context (a digest of the verifier's settings and the key set) changes only when
@@ -90,7 +107,8 @@ JwtProviderGate::JwtProviderGate(const config::JwtProvider& provider,
 
 JwtVerdict JwtProviderGate::authenticate(const http::RequestHead& head,
                                          auth::VerifiedTokenCache& cache,
-                                         std::chrono::system_clock::time_point now) const {
+                                         std::chrono::system_clock::time_point now,
+                                         TokenMemo* memo) const {
   JwtVerdict verdict;
   std::string_view values[8];
   std::size_t count = 0;
@@ -120,23 +138,30 @@ JwtVerdict JwtProviderGate::authenticate(const http::RequestHead& head,
       verdict.reason = core::Reason::jwt_unknown_kid;  // no key set loaded yet
       verdict.token_hash = auth::token_hash_prefix(token.token);
     } else {
-      // The cache path of auth::verify_cached, spelled out to know whether it hit.
-      const auto digest = auth::token_digest(token.token);
       const auto& context = cache_context_for(keys);
-      if (token.token.size() <= verifier_.settings().max_token_bytes) {
-        verdict.principal = cache.find(digest, context, now);
-      }
-      if (verdict.principal) {
+      const bool cacheable = token.token.size() <= verifier_.settings().max_token_bytes;
+      if (cacheable && memo && memo->principal && now < memo->expires && memo->context == context &&
+          memo->token == token.token) {
+        verdict.principal = memo->principal;  // the connection's last token, byte for byte
         verdict.cache_hit = true;
+      } else {
+        // The cache path of auth::verify_cached, spelled out to know whether it hit.
+        const auto digest = auth::token_digest(token.token);
+        if (cacheable) verdict.principal = cache.find(digest, context, now);
+        verdict.cache_hit = verdict.principal != nullptr;
+        if (!verdict.cache_hit) {
+          const auto result = verifier_.verify(token.token, digest, now, *keys);
+          verdict.reason = result.reason;
+          verdict.principal = result.principal;
+          verdict.subject = result.principal ? result.principal->subject : result.subject;
+          verdict.token_hash = result.token_hash;
+          if (result.ok()) cache.insert(digest, context, result.principal, now);
+        }
+        if (memo) remember(*memo, verdict, token.token, context, now, cacheable, cache.ttl());
+      }
+      if (verdict.cache_hit) {
         verdict.subject = verdict.principal->subject;
         verdict.token_hash = verdict.principal->token_hash;
-      } else {
-        const auto result = verifier_.verify(token.token, digest, now, *keys);
-        verdict.reason = result.reason;
-        verdict.principal = result.principal;
-        verdict.subject = result.principal ? result.principal->subject : result.subject;
-        verdict.token_hash = result.token_hash;
-        if (result.ok()) cache.insert(digest, context, result.principal, now);
       }
     }
   }

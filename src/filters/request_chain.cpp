@@ -39,7 +39,8 @@ Verdict check_request_rules(RequestCtx& ctx, const validate::RequestRules& rules
 // enforce: false it is only recorded and the request goes on without claim headers.
 Verdict authenticate(RequestCtx& ctx, const RouteChain& chain, ChainServices& services) {
   const auto now = services.clock.wall();
-  auto verdict = chain.auth->gate().authenticate(ctx.head, services.token_cache, now);
+  auto verdict =
+      chain.auth->gate().authenticate(ctx.head, services.token_cache, now, ctx.token_memo);
   ctx.subject = verdict.subject;
   ctx.token_hash = verdict.token_hash;
   ctx.jwt.checked = true;

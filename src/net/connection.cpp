@@ -138,6 +138,7 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
 // and one readiness callback, so a parked connection costs about 0.7 KiB beside OpenSSL's own.
 void ClientConnection::park(config::Duration remaining) {
   client_.release_buffers();
+  token_memo_.clear();
   set_deadline(Phase::idle, remaining);
   idle_ = true;
   client_.socket().async_wait(tcp::socket::wait_read,
@@ -261,6 +262,7 @@ void ClientConnection::begin_request() {
   ex_->claim_headers.clear();
   ex_->subject.clear();
   ex_->token_hash.clear();
+  ex_->token_memo = &token_memo_;
   ex_->jwt = {};
   ex_->report_only = false;
   ex_->reply.set(0, Reason::none);

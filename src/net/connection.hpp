@@ -14,6 +14,7 @@
 #include "portcullis/core/clock.hpp"
 #include "portcullis/core/errors.hpp"
 #include "portcullis/filters/forward_headers.hpp"
+#include "portcullis/filters/jwt_auth.hpp"
 #include "portcullis/filters/request_chain.hpp"
 #include "portcullis/filters/response_headers.hpp"
 #include "portcullis/http/chunked.hpp"
@@ -206,6 +207,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   std::size_t listener_index_;
   core::IpAddress peer_;
   std::string client_subject_;  // verified client-certificate subject (access log)
+  // The last token this client presented, verified: the next request with the same bytes skips
+  // hashing it and the cache's lock. Only ever a token this client sent; dropped when parking.
+  filters::TokenMemo token_memo_;
 
   Clock::time_point deadline_ = Clock::time_point::max();
   Clock::time_point armed_ = Clock::time_point::max();

@@ -55,6 +55,8 @@ class VerifiedTokenCache {
   void clear();
   std::size_t size() const;  // entries held, expired or not, across all shards
   std::size_t capacity() const { return per_shard_ * shards_.size(); }
+  // How long a verification is reused at most (never past the token's exp).
+  std::chrono::seconds ttl() const { return ttl_; }
 
  private:
   struct Entry {

@@ -31,6 +31,24 @@ struct JwtVerdict {
   bool ok() const { return reason == core::Reason::none; }
 };
 
+// The last token a client connection presented and what verifying it gave. A client sends the
+// same token on every request of a keep-alive connection; the memo recognises it by comparing
+// bytes, without hashing the token or taking a lock of the verified-token cache. Holds the token
+// text (at most the provider's max_token_bytes) and is kept for as long as the verification
+// would be in the cache: never past the token's exp nor the cache's TTL, and only under the same
+// verifier settings and key set. Revocation is a later phase and is checked on every request.
+struct TokenMemo {
+  std::string token;
+  auth::Sha256Digest context{};
+  std::chrono::system_clock::time_point expires{};
+  std::shared_ptr<const auth::Principal> principal;  // null: nothing remembered
+
+  void clear() {
+    principal.reset();
+    std::string().swap(token);
+  }
+};
+
 class JwtProviderGate {
  public:
   // Throws std::invalid_argument when the provider's settings are unusable.
@@ -39,9 +57,10 @@ class JwtProviderGate {
   const config::JwtProvider& provider() const { return provider_; }
   const auth::KeySetHolder& keys() const { return *keys_; }
 
-  // Finds and verifies the token of `head`.
+  // Finds and verifies the token of `head`, through `memo` (when given) and the cache.
   JwtVerdict authenticate(const http::RequestHead& head, auth::VerifiedTokenCache& cache,
-                          std::chrono::system_clock::time_point now) const;
+                          std::chrono::system_clock::time_point now,
+                          TokenMemo* memo = nullptr) const;
 
   // The upstream headers the provider's forward_claims take from `principal`. A claim that is
   // absent, or whose text would not be a safe header value, adds nothing.

@@ -24,6 +24,8 @@
 
 namespace portcullis::filters {
 
+struct TokenMemo;  // jwt_auth.hpp
+
 // next: on to the next phase; respond: ctx.reply holds the answer; suspend: a phase waits for the
 // state backend (ctx.suspended says for what), and the chain resumes once it has answered.
 enum class Verdict : std::uint8_t { next, respond, suspend };
@@ -100,8 +102,9 @@ struct RequestCtx {
 
   std::shared_ptr<const auth::Principal> principal;                // once authenticated
   std::vector<std::pair<std::string, std::string>> claim_headers;  // verified claims to add
-  std::string subject;     // of the request's verified token, for logs
-  std::string token_hash;  // short hash of the request's token, for logs
+  std::string subject;              // of the request's verified token, for logs
+  std::string token_hash;           // short hash of the request's token, for logs
+  TokenMemo* token_memo = nullptr;  // the client connection's last verified token, if it keeps one
   struct JwtOutcome {
     bool checked = false;  // the route verified a token (counted in the metrics)
     bool cache_hit = false;
