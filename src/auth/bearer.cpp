@@ -27,7 +27,13 @@ bool is_b64token_char(char c) {
   return kB64TokenChars[static_cast<unsigned char>(c)];
 }
 
-// RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+bool is_jwt_reason(Reason reason) {
+  const auto name = core::to_string(reason);
+  return name.size() > 4 && name.substr(0, 4) == "jwt_";
+}
+
+}  // namespace
+
 bool is_b64token(std::string_view token) {
   std::size_t i = 0;
   while (i < token.size() && is_b64token_char(token[i]))
@@ -38,15 +44,8 @@ bool is_b64token(std::string_view token) {
   return i == token.size();
 }
 
-bool is_jwt_reason(Reason reason) {
-  const auto name = core::to_string(reason);
-  return name.size() > 4 && name.substr(0, 4) == "jwt_";
-}
-
-}  // namespace
-
 ExtractedToken token_from_authorization(std::span<const std::string_view> values,
-                                        std::string_view scheme) {
+                                        std::string_view scheme, bool check_characters) {
   ExtractedToken found;  // jwt_missing
   std::size_t ours = 0;
   for (const std::string_view value : values) {
@@ -56,7 +55,8 @@ ExtractedToken token_from_authorization(std::span<const std::string_view> values
     if (++ours > 1) return {Reason::jwt_malformed, {}};
     if (end == std::string_view::npos || value[end] != ' ') return {Reason::jwt_malformed, {}};
     const std::string_view token = value.substr(end + 1);
-    if (!is_b64token(token)) return {Reason::jwt_malformed, {}};
+    if (token.empty() || (check_characters && !is_b64token(token)))
+      return {Reason::jwt_malformed, {}};
     found = {Reason::none, token};
   }
   // Two Authorization headers are ambiguous even if only one is ours.
@@ -64,7 +64,8 @@ ExtractedToken token_from_authorization(std::span<const std::string_view> values
   return found;
 }
 
-ExtractedToken token_from_cookies(std::span<const std::string_view> values, std::string_view name) {
+ExtractedToken token_from_cookies(std::span<const std::string_view> values, std::string_view name,
+                                  bool check_characters) {
   ExtractedToken found;  // jwt_missing
   bool seen = false;
   for (std::string_view header : values) {
@@ -84,7 +85,7 @@ ExtractedToken token_from_cookies(std::span<const std::string_view> values, std:
         value = value.substr(1, value.size() - 2);
       if (value.empty()) {
         found = {Reason::jwt_missing, {}};
-      } else if (!is_b64token(value)) {
+      } else if (check_characters && !is_b64token(value)) {
         return {Reason::jwt_malformed, {}};
       } else {
         found = {Reason::none, value};

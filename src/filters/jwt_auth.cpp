@@ -126,15 +126,18 @@ JwtVerdict JwtProviderGate::authenticate(const http::RequestHead& head,
   if (count > std::size(values)) {
     token.reason = core::Reason::jwt_malformed;
   } else if (provider_.token_cookie.empty()) {
-    token = auth::token_from_authorization(std::span(values, count), provider_.token_scheme);
+    token = auth::token_from_authorization(std::span(values, count), provider_.token_scheme, false);
   } else {
-    token = auth::token_from_cookies(std::span(values, count), provider_.token_cookie);
+    token = auth::token_from_cookies(std::span(values, count), provider_.token_cookie, false);
   }
+  // The token's characters are checked below, only when it was not verified before.
   if (!token.ok()) {
     verdict.reason = token.reason;
   } else {
     const auto keys = keys_->current();
-    if (!keys) {
+    if (!keys && !auth::is_b64token(token.token)) {
+      verdict.reason = core::Reason::jwt_malformed;
+    } else if (!keys) {
       verdict.reason = core::Reason::jwt_unknown_kid;  // no key set loaded yet
       verdict.token_hash = auth::token_hash_prefix(token.token);
     } else {
@@ -149,7 +152,9 @@ JwtVerdict JwtProviderGate::authenticate(const http::RequestHead& head,
         const auto digest = auth::token_digest(token.token);
         if (cacheable) verdict.principal = cache.find(digest, context, now);
         verdict.cache_hit = verdict.principal != nullptr;
-        if (!verdict.cache_hit) {
+        if (!verdict.cache_hit && !auth::is_b64token(token.token)) {
+          verdict.reason = core::Reason::jwt_malformed;
+        } else if (!verdict.cache_hit) {
           const auto result = verifier_.verify(token.token, digest, now, *keys);
           verdict.reason = result.reason;
           verdict.principal = result.principal;

@@ -26,15 +26,23 @@ struct ExtractedToken {
 //   no header, or only other schemes (e.g. Basic)          jwt_missing
 //   the scheme with no token, extra spaces or parts,
 //   bad characters, or the header repeated                 jwt_malformed
+// With `check_characters` false the token's characters are left for the caller to check with
+// is_b64token() (the JWT gate does so only for a token it has not verified before: one it has
+// was made of b64token characters).
 ExtractedToken token_from_authorization(std::span<const std::string_view> values,
-                                        std::string_view scheme = "Bearer");
+                                        std::string_view scheme = "Bearer",
+                                        bool check_characters = true);
 
 // From Cookie header values: the value of the cookie named exactly `name` (case-sensitive), with
 // surrounding double quotes removed. Pairs are separated by ';' and optional spaces.
 //   no such cookie, or an empty value                      jwt_missing
 //   the cookie more than once (possible shadowing),
 //   or a value with characters outside b64token            jwt_malformed
-ExtractedToken token_from_cookies(std::span<const std::string_view> values, std::string_view name);
+ExtractedToken token_from_cookies(std::span<const std::string_view> values, std::string_view name,
+                                  bool check_characters = true);
+
+// RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+bool is_b64token(std::string_view token);
 
 // The WWW-Authenticate value for a refused request:
 //   jwt_missing (and any non-jwt reason)          Bearer
