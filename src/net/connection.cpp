@@ -76,9 +76,9 @@ asio::awaitable<void> ClientConnection::run() {
       finish();
       co_return;
     }
-    tls_version_ = tls_version_name(ssl);
+    tls_version_ = io::tls_version_name(ssl);
     worker_.services.metrics.tls_handshake(tls_version_);
-    client_subject_ = verified_peer_subject(ssl);
+    client_subject_ = io::verified_peer_subject(ssl);
     idle_since_ = coarse_now();
     co_await serve_requests();  // finishes the connection, or parks it to live on without us
     co_return;

@@ -73,7 +73,7 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    const core::IpAddress peer = peer_address(remote);
+    const core::IpAddress peer = io::peer_address(remote);
     std::optional<ConnectionLimiter::Slot> slot;
     if (kind != ListenerKind::admin) {
       const auto pinned = worker.pin();
@@ -118,7 +118,7 @@ Runtime::Runtime(std::shared_ptr<const config::Policy> p) : policy(std::move(p))
 }
 
 Services::Services(std::string_view version)
-    : metrics(version, openssl_version(), BOOST_LIB_VERSION) {}
+    : metrics(version, io::openssl_version(), BOOST_LIB_VERSION) {}
 
 namespace {
 

@@ -15,10 +15,20 @@
 #include <vector>
 
 #include "portcullis/filters/request_id.hpp"
+#include "portcullis/io/stream.hpp"
+#include "portcullis/io/tls_context.hpp"
 #include "portcullis/net/runtime.hpp"
 #include "portcullis/upstream/pool.hpp"
 
 namespace portcullis::net {
+
+// The byte stream and TLS contexts come from the io module, below net and upstream alike.
+namespace asio = boost::asio;
+using io::ClientTlsContext;
+using io::error_code;
+using io::ServerTlsContext;
+using io::Stream;
+using io::tcp;
 
 class ClientConnection;
 

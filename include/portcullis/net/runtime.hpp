@@ -20,13 +20,13 @@
 #include "portcullis/filters/request_chain.hpp"
 #include "portcullis/filters/router.hpp"
 #include "portcullis/http/request_parser.hpp"
+#include "portcullis/io/tls_context.hpp"
 #include "portcullis/limits/cidr_set.hpp"
 #include "portcullis/limits/denied_until.hpp"
 #include "portcullis/limits/local_limiter.hpp"
 #include "portcullis/limits/login_failures.hpp"
 #include "portcullis/net/connection_limiter.hpp"
 #include "portcullis/net/jwks_client.hpp"
-#include "portcullis/net/tls_context.hpp"
 #include "portcullis/obs/logs.hpp"
 #include "portcullis/obs/metrics.hpp"
 #include "portcullis/state/backend.hpp"
@@ -42,7 +42,7 @@ struct Services {
   explicit Services(std::string_view version);
   ~Services();
 
-  std::shared_ptr<TicketKeys> ticket_keys = std::make_shared<TicketKeys>();
+  std::shared_ptr<io::TicketKeys> ticket_keys = std::make_shared<io::TicketKeys>();
   upstream::EndpointRegistry endpoints;
   ConnectionLimiter connections;
   obs::Metrics metrics;
@@ -75,7 +75,7 @@ struct EndpointRuntime {
 struct UpstreamRuntime {
   const config::Upstream* settings = nullptr;
   std::vector<EndpointRuntime> endpoints;
-  std::unique_ptr<ClientTlsContext> tls;  // when settings->tls.enabled
+  std::unique_ptr<io::ClientTlsContext> tls;  // when settings->tls.enabled
 };
 
 struct JwtProviderRuntime {
@@ -85,7 +85,7 @@ struct JwtProviderRuntime {
 
 struct ListenerRuntime {
   const config::Listener* settings = nullptr;
-  std::unique_ptr<ServerTlsContext> tls;  // when the listener terminates TLS
+  std::unique_ptr<io::ServerTlsContext> tls;  // when the listener terminates TLS
 };
 
 struct Runtime {
