@@ -1,4 +1,4 @@
-// Request bodies: read whole for validation, or streamed to the upstream within their limit.
+// Request bodies read whole for validation (streaming one to the upstream is the forwarder's).
 
 #include "connection.hpp"
 
@@ -23,7 +23,7 @@ asio::awaitable<int> ClientConnection::read_body(std::size_t head_bytes, std::ui
     const auto n = co_await client_.read_some(std::span(io_.get(), kIoBufferBytes), ec);
     if (ec) {
       reason = Reason::body_timeout;
-      co_return expired_ == Phase::body ? 408 : -1;
+      co_return deadline_.expired == Phase::body ? 408 : -1;
     }
     input = std::string_view(io_.get(), n);
     from_in = false;
@@ -69,91 +69,6 @@ asio::awaitable<int> ClientConnection::read_body(std::size_t head_bytes, std::ui
       if (const int status = co_await read_more()) co_return status;
     }
   }
-}
-
-// The next piece of a request body (at most `want` bytes, into io_) under the body deadline.
-// 0 when the client failed or went silent (then answered 408); `client_broken` is then set.
-asio::awaitable<std::size_t> ClientConnection::read_request_body(const Runtime& runtime,
-                                                                 std::size_t want,
-                                                                 bool& client_broken) {
-  set_deadline(Phase::body, runtime.policy->server.limits.body_timeout);
-  error_code ec;
-  const auto n = co_await client_.read_some(std::span(io_.get(), want), ec);
-  if (!ec) co_return n;
-  client_broken = true;
-  if (expired_ == Phase::body) co_await send_local(408, Reason::body_timeout, true);
-  co_return 0;
-}
-
-// The rest of a Content-Length body, from the client to the upstream through io_.
-asio::awaitable<bool> ClientConnection::stream_request_body(const Runtime& runtime,
-                                                            const config::Upstream& settings,
-                                                            std::uint64_t remaining,
-                                                            Failure& failure, bool& client_broken) {
-  while (remaining > 0) {
-    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
-    const std::size_t n = co_await read_request_body(runtime, want, client_broken);
-    if (n == 0) co_return false;
-    const std::string_view piece(io_.get(), n);
-    if (co_await write_upstream(std::span(&piece, 1), settings)) {
-      failure = kUpstreamWriteFailed;
-      co_return false;
-    }
-    remaining -= n;
-  }
-  co_return true;
-}
-
-// A chunked body the client is still sending: decoded, checked against the limits and
-// re-chunked towards the upstream as it arrives. `buffered` is what arrived with the head; what
-// of it the body used is added to `consumed`.
-asio::awaitable<bool> ClientConnection::stream_chunked_request(
-    const Runtime& runtime, const config::Upstream& settings, std::string_view buffered,
-    std::size_t& consumed, Failure& failure, bool& client_broken) {
-  ex_->chunked.reset();
-  std::string_view input = buffered;
-  bool from_in = true;
-  for (;;) {
-    const auto step = ex_->chunked.step(input);
-    input.remove_prefix(step.consumed);
-    if (from_in) consumed += step.consumed;
-    if (step.error != Reason::none) {
-      client_broken = true;
-      co_await send_local(400, step.error, true);
-      co_return false;
-    }
-    if (ex_->chunked.payload_bytes() > ex_->body_limit) {
-      client_broken = true;
-      co_await send_local(413, Reason::body_too_large, true);
-      co_return false;
-    }
-    if (!step.data.empty()) {
-      char size_line[24];
-      const auto size_length = http::format_chunk_size(step.data.size(), size_line);
-      const std::string_view pieces[] = {std::string_view(size_line, size_length), step.data,
-                                         "\r\n"};
-      if (co_await write_upstream(pieces, settings)) {
-        failure = kUpstreamWriteFailed;
-        co_return false;
-      }
-    }
-    if (step.done) {
-      if (!from_in) ex_->pipelined_tail.assign(input);  // the next request's first bytes
-      const std::string_view last = "0\r\n\r\n";
-      if (co_await write_upstream(std::span(&last, 1), settings)) {
-        failure = kUpstreamWriteFailed;
-        co_return false;
-      }
-      break;
-    }
-    if (input.empty()) {
-      const std::size_t n = co_await read_request_body(runtime, kIoBufferBytes, client_broken);
-      if (n == 0) co_return false;
-      input = std::string_view(io_.get(), n);
-      from_in = false;
-    }
-  }
-  co_return true;
 }
 
 }  // namespace portcullis::net

@@ -31,6 +31,7 @@
 #include "portcullis/obs/metrics.hpp"
 #include "portcullis/state/backend.hpp"
 #include "portcullis/upstream/endpoint_health.hpp"
+#include "portcullis/upstream/runtime.hpp"
 #include "portcullis/validate/request_rules.hpp"
 
 namespace portcullis::net {
@@ -65,19 +66,6 @@ struct Services {
   std::uint32_t stable_id(const std::string& name);
 };
 
-struct EndpointRuntime {
-  config::HostPort address;
-  boost::asio::ip::tcp::endpoint resolved;
-  std::size_t id = 0;                          // index of this endpoint's pool in every worker
-  upstream::EndpointHealth* health = nullptr;  // shared by all workers
-};
-
-struct UpstreamRuntime {
-  const config::Upstream* settings = nullptr;
-  std::vector<EndpointRuntime> endpoints;
-  std::unique_ptr<io::ClientTlsContext> tls;  // when settings->tls.enabled
-};
-
 struct JwtProviderRuntime {
   std::unique_ptr<filters::JwtProviderGate> gate;
   std::shared_ptr<RemoteJwks> remote;  // when the keys come from jwks_url
@@ -91,8 +79,8 @@ struct ListenerRuntime {
 struct Runtime {
   std::shared_ptr<const config::Policy> policy;
   filters::Router router;
-  std::vector<ListenerRuntime> listeners;  // policy order
-  std::vector<UpstreamRuntime> upstreams;  // policy order; routes index into it
+  std::vector<ListenerRuntime> listeners;            // policy order
+  std::vector<upstream::UpstreamRuntime> upstreams;  // policy order; routes index into it
   http::HeadLimits head_limits;
   std::size_t head_buffer_bytes = 0;  // room for the largest head the limits allow
   std::shared_ptr<obs::Logs> logs;    // kept across reloads while `logging` is unchanged
