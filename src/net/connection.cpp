@@ -170,10 +170,6 @@ void ClientConnection::ensure_head_buffer(std::size_t size) {
   in_size_ = std::min(in_size_, size);
 }
 
-void ClientConnection::ensure_io_buffer() {
-  if (!io_) io_ = worker_.buffers.take(kIoBufferBytes);
-}
-
 void ClientConnection::release_buffers() {
   if (in_ && in_size_ == 0) {
     worker_.buffers.give(std::move(in_), in_capacity_);

@@ -2,9 +2,9 @@
 // Internal to the net layer: one client connection and the state of the request it carries.
 // The member functions live in one file per concern: connection.cpp (the loop, deadlines,
 // buffers, local replies, the access record), request_chain.cpp (the request phases),
-// request_body.cpp (reading a request body whole for validation), redirect.cpp, and
-// admin/admin_listener.cpp. Forwarding is the upstream module's (upstream/forwarder.hpp): the
-// request chain hands it the client side explicitly.
+// redirect.cpp and admin.cpp (the other listeners). Forwarding is the upstream module's
+// (upstream/forwarder.hpp), the admin endpoints the admin module's (admin/listener.hpp); both
+// are handed the client side explicitly (upstream/client_side.hpp), as is reading a body whole.
 
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
@@ -32,12 +32,9 @@ using http::BodyFraming;
 
 using io::coarse_now;
 using io::Phase;
-using upstream::kContinue;
+using upstream::kBodyReserveBytes;
 using upstream::kIoBufferBytes;
 
-// At most this much of a body is reserved ahead of its arrival, and a pooled exchange keeps at
-// most this much body capacity between requests.
-constexpr std::size_t kBodyReserveBytes = 64 * 1024;
 // How long an idle keep-alive connection keeps its coroutine before it parks.
 constexpr config::Duration kParkAfter = std::chrono::milliseconds(100);
 
@@ -104,17 +101,14 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   asio::awaitable<bool> send_local(int status, Reason reason, bool close,
                                    std::span<const filters::ExtraHeader> extra = {},
                                    std::string_view body = {});
-  asio::awaitable<int> read_body(std::size_t head_bytes, std::uint64_t limit, Reason& reason);
   asio::awaitable<void> serve_redirect();
   asio::awaitable<void> serve_admin();
-  asio::awaitable<void> serve_admin_api(const Runtime& runtime);
   asio::awaitable<error_code> write_client(std::span<const std::string_view> pieces);
 
   // ---- buffers ----
   void ensure_head_buffer(std::size_t size);
   void release_buffers();
   void ensure_exchange();
-  void ensure_io_buffer();
   void consume_input(std::size_t bytes);
   void begin_request();
   void count_login_failure(const Runtime& runtime);

@@ -86,7 +86,8 @@ asio::awaitable<bool> ClientConnection::process_request() {
   if (rules && ex_->head.declares_body && rules->inspects_body()) {
     const bool has_body = ex_->head.framing != BodyFraming::none;
     Reason failed = Reason::none;
-    const int status = has_body ? co_await read_body(ex_->head_bytes, ex_->body_limit, failed) : 0;
+    const int status =
+        has_body ? co_await upstream::read_body(client_side(), ex_->body_limit, failed) : 0;
     if (!has_body) {
       ex_->body.clear();
       ex_->body_consumed = 0;
