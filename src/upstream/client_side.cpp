@@ -1,17 +1,10 @@
-// The client side of forwarding: writes under the client-write deadline and local replies. The
-// connection loop answers through the same two functions.
+// Local replies: the connection loop, the forwarder and the admin listener answer through this
+// one function.
 
 #include "portcullis/core/errors.hpp"
 #include "portcullis/upstream/forwarder.hpp"
 
 namespace portcullis::upstream {
-
-asio::awaitable<error_code> ClientSide::write(std::span<const std::string_view> pieces) const {
-  deadline.set(io::Phase::client_write, policy.server.limits.body_timeout);
-  for (const auto piece : pieces)
-    ex.record.bytes_out += piece.size();
-  return stream.write_all(pieces);
-}
 
 asio::awaitable<bool> send_local(ClientSide client, int status, core::Reason reason, bool close,
                                  std::span<const filters::ExtraHeader> extra,

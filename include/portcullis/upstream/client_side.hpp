@@ -79,7 +79,12 @@ struct ClientSide {
   // Writes to the client under the client-write deadline, counting the bytes for the access
   // log. Not a coroutine: hands back the stream's awaitable, which saves a frame per write.
   // `pieces` must outlive the co_await (the caller awaits at once).
-  asio::awaitable<error_code> write(std::span<const std::string_view> pieces) const;
+  asio::awaitable<error_code> write(std::span<const std::string_view> pieces) const {
+    deadline.set(io::Phase::client_write, policy.server.limits.body_timeout);
+    for (const auto piece : pieces)
+      ex.record.bytes_out += piece.size();
+    return stream.write_all(pieces);
+  }
 
   // The io buffer, taken from `buffers` on first use (given back when the connection idles).
   char* ensure_io_buffer() const {
