@@ -19,7 +19,6 @@
 #include "portcullis/core/errors.hpp"
 #include "portcullis/net/runtime.hpp"
 #include "portcullis/net/server.hpp"
-#include "portcullis/net/tls_context.hpp"
 #include "portcullis/redis/state_backend.hpp"
 
 namespace {

@@ -21,19 +21,19 @@ void close_if_idle(ClientConnection* connection) {
 }
 
 void ClientConnection::arm_timer() {
-  armed_ = deadline_;
-  timer_.expires_at(armed_);
-  timer_.async_wait([self = shared_from_this()](const error_code&) { self->on_timer(); });
+  deadline_.armed = deadline_.at;
+  deadline_.timer.expires_at(deadline_.armed);
+  deadline_.timer.async_wait([self = shared_from_this()](const error_code&) { self->on_timer(); });
 }
 
 void ClientConnection::on_timer() {
   if (done_) {
-    armed_ = Clock::time_point::max();
+    deadline_.armed = Clock::time_point::max();
     return;  // the handler's reference was the last one: the connection goes now
   }
-  if (Clock::now() >= deadline_) {
-    expired_ = phase_;
-    deadline_ = Clock::time_point::max();
+  if (Clock::now() >= deadline_.at) {
+    deadline_.expired = deadline_.phase;
+    deadline_.at = Clock::time_point::max();
     client_.cancel();
     if (upstream_) upstream_->cancel();
   }
@@ -43,7 +43,7 @@ void ClientConnection::on_timer() {
 void ClientConnection::finish() {
   if (done_) return;
   done_ = true;
-  timer_.cancel();
+  deadline_.timer.cancel();
   if (upstream_) upstream_->close();
   upstream_.reset();
   release_buffers();
@@ -76,9 +76,9 @@ asio::awaitable<void> ClientConnection::run() {
       finish();
       co_return;
     }
-    tls_version_ = tls_version_name(ssl);
+    tls_version_ = io::tls_version_name(ssl);
     worker_.services.metrics.tls_handshake(tls_version_);
-    client_subject_ = verified_peer_subject(ssl);
+    client_subject_ = io::verified_peer_subject(ssl);
     idle_since_ = coarse_now();
     co_await serve_requests();  // finishes the connection, or parks it to live on without us
     co_return;
@@ -110,7 +110,7 @@ asio::awaitable<bool> ClientConnection::serve_requests() {
       // waits.
       const auto ec = co_await client_.wait_readable(served_request_);
       idle_ = false;
-      if (ec && may_park && expired_ == Phase::idle &&
+      if (ec && may_park && deadline_.expired == Phase::idle &&
           !worker_.draining.load(std::memory_order_relaxed)) {
         park(idle_timeout - kParkAfter);
         co_return true;
@@ -161,26 +161,22 @@ asio::awaitable<void> ClientConnection::resume() {
 
 void ClientConnection::ensure_head_buffer(std::size_t size) {
   if (in_ && in_capacity_ >= size) return;
-  auto buffer = worker_.take_buffer(size);
+  auto buffer = worker_.buffers.take(size);
   if (in_) {
     std::memcpy(buffer.get(), in_.get(), std::min(in_size_, size));
-    worker_.give_buffer(std::move(in_), in_capacity_);
+    worker_.buffers.give(std::move(in_), in_capacity_);
   }
   in_ = std::move(buffer);
   in_capacity_ = size;
   in_size_ = std::min(in_size_, size);
 }
 
-void ClientConnection::ensure_io_buffer() {
-  if (!io_) io_ = worker_.take_buffer(kIoBufferBytes);
-}
-
 void ClientConnection::release_buffers() {
   if (in_ && in_size_ == 0) {
-    worker_.give_buffer(std::move(in_), in_capacity_);
+    worker_.buffers.give(std::move(in_), in_capacity_);
     in_capacity_ = 0;
   }
-  if (io_) worker_.give_buffer(std::move(io_), kIoBufferBytes);
+  if (io_) worker_.buffers.give(std::move(io_), kIoBufferBytes);
   io_size_ = 0;
   if (ex_ && in_size_ == 0) {
     if (ex_->body.capacity() > kBodyReserveBytes) std::string().swap(ex_->body);
@@ -283,41 +279,32 @@ void ClientConnection::assign_request_id(const config::Policy& policy) {
 
 // ---- writing ----------------------------------------------------------------------------------
 
-// Not coroutines themselves: they set the deadline and hand back the stream's awaitable, which
-// saves a coroutine frame per write. `pieces` must outlive the co_await (it always does: the
-// caller awaits at once).
-asio::awaitable<error_code> ClientConnection::write_client(
-    std::span<const std::string_view> pieces) {
-  set_deadline(Phase::client_write, pinned_->runtime->policy->server.limits.body_timeout);
-  for (const auto piece : pieces)
-    ex_->record.bytes_out += piece.size();
-  return client_.write_all(pieces);
+// What the forwarder (and the local replies) need of this connection for the request in progress.
+upstream::ClientSide ClientConnection::client_side() {
+  return {client_,
+          deadline_,
+          *pinned_->runtime->policy,
+          *ex_,
+          worker_.request_ids,
+          worker_.draining,
+          std::string_view(in_.get(), in_size_),
+          worker_.buffers,
+          io_,
+          io_size_};
 }
 
-asio::awaitable<error_code> ClientConnection::write_upstream(
-    std::span<const std::string_view> pieces, const config::Upstream& settings) {
-  set_deadline(Phase::upstream_io, settings.response_timeout);
-  return upstream_->write_all(pieces);
+// Neither is a coroutine itself: each hands back the awaitable of the function that writes, which
+// saves a coroutine frame per write. `pieces`, `extra` and `body` must outlive the co_await (they
+// always do: the caller awaits at once).
+asio::awaitable<error_code> ClientConnection::write_client(
+    std::span<const std::string_view> pieces) {
+  return client_side().write(pieces);
 }
 
 asio::awaitable<bool> ClientConnection::send_local(int status, Reason reason, bool close,
                                                    std::span<const filters::ExtraHeader> extra,
                                                    std::string_view body) {
-  const config::Policy& policy = *pinned_->runtime->policy;
-  if (ex_->request_id.empty()) worker_.request_ids.next(ex_->request_id);
-  ex_->out.clear();
-  const bool head_request = ex_->head.method == "HEAD";
-  const filters::ResponseContext context{policy, ex_->request_id, head_request, close};
-  if (body.empty()) {
-    filters::build_local_reply(context, status, core::error_code_for_status(status), extra,
-                               ex_->out);
-  } else {
-    filters::build_local_reply_with_body(context, status, body, extra, ex_->out);
-  }
-  ex_->record.status = status;
-  ex_->record.reason = reason;
-  const std::string_view piece = ex_->out;
-  co_return !co_await write_client(std::span(&piece, 1));
+  return upstream::send_local(client_side(), status, reason, close, extra, body);
 }
 
 // ---- the request loop -------------------------------------------------------------------------
@@ -351,7 +338,7 @@ asio::awaitable<bool> ClientConnection::read_head(const Runtime& runtime,
     const auto n =
         co_await client_.read_some(std::span(in_.get() + in_size_, in_capacity_ - in_size_), ec);
     if (ec) {
-      if (expired_ == Phase::head && in_size_ > 0) {
+      if (deadline_.expired == Phase::head && in_size_ > 0) {
         co_await send_local(408, Reason::header_timeout, true);
       }
       co_return false;
@@ -423,34 +410,6 @@ void start_connection(Worker& worker, tcp::socket socket, const core::IpAddress&
   auto connection = std::make_shared<ClientConnection>(worker, std::move(socket), peer, kind,
                                                        listener_index, std::move(slot));
   asio::co_spawn(worker.io, connection->run(), asio::detached);
-}
-
-// ---- worker buffers ---------------------------------------------------------------------------
-
-std::unique_ptr<char[]> Worker::take_buffer(std::size_t size) {
-  for (auto& size_class : free_buffers_) {
-    if (size_class.size == size && !size_class.buffers.empty()) {
-      auto buffer = std::move(size_class.buffers.back());
-      size_class.buffers.pop_back();
-      return buffer;
-    }
-  }
-  return std::make_unique_for_overwrite<char[]>(size);
-}
-
-void Worker::give_buffer(std::unique_ptr<char[]> buffer, std::size_t size) {
-  constexpr std::size_t kMaxFreeBuffersPerSize = 64;
-  constexpr std::size_t kMaxSizeClasses = 4;
-  for (auto& size_class : free_buffers_) {
-    if (size_class.size == size) {
-      if (size_class.buffers.size() < kMaxFreeBuffersPerSize)
-        size_class.buffers.push_back(std::move(buffer));
-      return;
-    }
-  }
-  if (free_buffers_.size() >= kMaxSizeClasses) free_buffers_.erase(free_buffers_.begin());
-  free_buffers_.push_back({size, {}});
-  free_buffers_.back().buffers.push_back(std::move(buffer));
 }
 
 }  // namespace portcullis::net

@@ -10,11 +10,17 @@
 
 #include "portcullis/http/chunked.hpp"
 #include "portcullis/http/response_parser.hpp"
-#include "portcullis/net/stream.hpp"
-#include "portcullis/net/tls_context.hpp"
+#include "portcullis/io/stream.hpp"
+#include "portcullis/io/tls_context.hpp"
 
 namespace portcullis::net {
 namespace {
+
+namespace asio = boost::asio;
+using io::ClientTlsContext;
+using io::error_code;
+using io::Stream;
+using io::tcp;
 
 constexpr std::size_t kMaxJwksBytes = 1024 * 1024;
 

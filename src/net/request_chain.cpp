@@ -86,7 +86,8 @@ asio::awaitable<bool> ClientConnection::process_request() {
   if (rules && ex_->head.declares_body && rules->inspects_body()) {
     const bool has_body = ex_->head.framing != BodyFraming::none;
     Reason failed = Reason::none;
-    const int status = has_body ? co_await read_body(ex_->head_bytes, ex_->body_limit, failed) : 0;
+    const int status =
+        has_body ? co_await upstream::read_body(client_side(), ex_->body_limit, failed) : 0;
     if (!has_body) {
       ex_->body.clear();
       ex_->body_consumed = 0;
@@ -101,7 +102,13 @@ asio::awaitable<bool> ClientConnection::process_request() {
     if (filters::refuse_invalid(*ex_, rules->check_body(ex_->body)) == filters::Verdict::respond)
       co_return co_await answer_locally();
   }
-  co_return co_await forward(runtime, *decision.route, ex_->head_bytes);
+  const std::size_t upstream_index = decision.route->upstream_index;
+  upstream::Forwarder forwarder(client_side(),
+                                {worker_.io, worker_.upstreams, runtime.upstreams[upstream_index],
+                                 upstream_index, runtime.claim_headers, upstream_});
+  const auto outcome = co_await forwarder.forward();
+  if (outcome == upstream::Outcome::respond) co_return co_await answer_locally();
+  co_return outcome == upstream::Outcome::keep_alive;
 }
 
 // Hands the suspended phase's checks to the backend and resumes on this connection's executor

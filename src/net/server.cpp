@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "portcullis/upstream/health_checker.hpp"
 #include "worker.hpp"
 
 namespace portcullis::net {
@@ -73,7 +74,7 @@ asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, Liste
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    const core::IpAddress peer = peer_address(remote);
+    const core::IpAddress peer = io::peer_address(remote);
     std::optional<ConnectionLimiter::Slot> slot;
     if (kind != ListenerKind::admin) {
       const auto pinned = worker.pin();
@@ -118,7 +119,7 @@ Runtime::Runtime(std::shared_ptr<const config::Policy> p) : policy(std::move(p))
 }
 
 Services::Services(std::string_view version)
-    : metrics(version, openssl_version(), BOOST_LIB_VERSION) {}
+    : metrics(version, io::openssl_version(), BOOST_LIB_VERSION) {}
 
 namespace {
 
@@ -373,7 +374,16 @@ void Server::start() {
   first.admin_acceptor = &first.acceptors.back();
   asio::co_spawn(first.io, accept_loop(first, first.acceptors.back(), ListenerKind::admin, 0),
                  asio::detached);
-  asio::co_spawn(first.io, run_health_checks(first), asio::detached);
+  asio::co_spawn(first.io,
+                 upstream::run_health_checks(
+                     first.io, first.draining,
+                     [&first] {
+                       auto pinned = first.pin();
+                       // Keeps the whole runtime alive while in use.
+                       return std::shared_ptr<const std::vector<upstream::UpstreamRuntime>>(
+                           pinned, &pinned->runtime->upstreams);
+                     }),
+                 asio::detached);
   asio::co_spawn(first.io, run_jwks_refresh(first), asio::detached);
   asio::co_spawn(first.io, run_state_maintenance(first), asio::detached);
   for (auto& worker : impl_->workers) {

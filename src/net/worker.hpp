@@ -15,10 +15,24 @@
 #include <vector>
 
 #include "portcullis/filters/request_id.hpp"
+#include "portcullis/io/buffer_pool.hpp"
+#include "portcullis/io/stream.hpp"
+#include "portcullis/io/tls_context.hpp"
 #include "portcullis/net/runtime.hpp"
 #include "portcullis/upstream/pool.hpp"
+#include "portcullis/upstream/runtime.hpp"
 
 namespace portcullis::net {
+
+// The byte stream and TLS contexts come from the io module, below net and upstream alike.
+namespace asio = boost::asio;
+using io::ClientTlsContext;
+using io::error_code;
+using io::ServerTlsContext;
+using io::Stream;
+using io::tcp;
+using upstream::EndpointRuntime;
+using upstream::UpstreamRuntime;
 
 class ClientConnection;
 
@@ -54,7 +68,7 @@ struct PinnedRuntime {
 struct Worker {
   Worker(std::size_t index, Services& services, RuntimeStore& store,
          const std::atomic<bool>& draining)
-      : index(index), services(services), store(store), draining(draining) {}
+      : index(index), services(services), store(store), draining(draining), upstreams(index) {}
 
   std::shared_ptr<const PinnedRuntime> pin() {
     const auto generation = store.generation();
@@ -64,20 +78,6 @@ struct Worker {
     }
     return pinned;
   }
-
-  upstream::ConnectionPool& pool(std::size_t endpoint_id) {
-    if (endpoint_id >= pools.size()) pools.resize(endpoint_id + 1);
-    return pools[endpoint_id];
-  }
-
-  std::size_t next_round_robin(std::size_t upstream_index) {
-    if (upstream_index >= round_robin.size()) round_robin.resize(upstream_index + 1, index);
-    return round_robin[upstream_index]++;
-  }
-
-  // Head buffers are reused: a request takes one and gives it back when the connection idles.
-  std::unique_ptr<char[]> take_buffer(std::size_t size);
-  void give_buffer(std::unique_ptr<char[]> buffer, std::size_t size);
 
   std::size_t index;
   Services& services;
@@ -91,17 +91,12 @@ struct Worker {
   std::thread thread;
   std::uint16_t https_port = 0;  // bound port of the first TLS listener, for redirects
   const boost::asio::ip::tcp::acceptor* admin_acceptor = nullptr;  // on the first worker only
+  upstream::WorkerPools upstreams;  // keep-alive connections and round robin, this thread's
+  io::BufferPool buffers;           // request buffers: taken per request, given back when idle
 
  private:
   std::shared_ptr<const PinnedRuntime> pinned;
   std::uint64_t pinned_generation = 0;
-  std::vector<upstream::ConnectionPool> pools;
-  std::vector<std::size_t> round_robin;
-  struct FreeBuffers {
-    std::size_t size;
-    std::vector<std::unique_ptr<char[]>> buffers;
-  };
-  std::vector<FreeBuffers> free_buffers_;
 
  public:
   filters::RequestIdGenerator request_ids;
@@ -122,9 +117,6 @@ void close_if_idle(ClientConnection* connection);
 // `runtime`, creating them when `serving` and not yet made for equal settings.
 void attach_policy_services(Runtime& runtime, Services& services, bool serving,
                             std::vector<std::string>* warnings);
-
-// Active health checks for every upstream with a health_check path; runs on one worker.
-boost::asio::awaitable<void> run_health_checks(Worker& worker);
 
 // Periodic state-backend housekeeping (expired records) and its gauges; runs on one worker.
 boost::asio::awaitable<void> run_state_maintenance(Worker& worker);

@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "portcullis/config/policy.hpp"
-#include "portcullis/net/stream.hpp"
-#include "portcullis/net/tls_context.hpp"
+#include "portcullis/io/stream.hpp"
+#include "portcullis/io/tls_context.hpp"
 
 namespace portcullis::redis {
 
-using net::error_code;
+using io::error_code;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -42,11 +42,11 @@ struct Connection::Request {
 
 struct Connection::Link {
   Link(const asio::any_io_executor& executor, std::size_t max_reply_bytes)
-      : stream(std::make_unique<net::Stream>(tcp::socket(executor))),
+      : stream(std::make_unique<io::Stream>(tcp::socket(executor))),
         parser(max_reply_bytes),
         resolver(executor),
         timer(executor) {}
-  std::unique_ptr<net::Stream> stream;
+  std::unique_ptr<io::Stream> stream;
   Parser parser;
   tcp::resolver resolver;
   asio::steady_timer timer;  // the connect deadline, then the health check's interval
@@ -71,7 +71,7 @@ Connection::Connection(asio::any_io_executor executor, RedisOptions options)
     tls.ca_file = options_.ca_file;
     tls.server_name = options_.server_name;
     tls.verify = true;
-    tls_ = std::make_unique<net::ClientTlsContext>(tls, config::Location{"state.redis", 0, 0});
+    tls_ = std::make_unique<io::ClientTlsContext>(tls, config::Location{"state.redis", 0, 0});
   }
 }
 

@@ -1,6 +1,5 @@
-// Active health checks: for every upstream with a health_check path, each endpoint is asked
-// `GET <path>` every interval on a fresh connection; 2xx and 3xx mean healthy. Runs on one
-// worker and re-reads the current Runtime each round, so reloads add and remove checks.
+// Active health checks (see health_checker.hpp): each probe runs on a fresh connection bounded by
+// one timer.
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,20 +8,23 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <unordered_map>
 
-#include "../net/worker.hpp"
 #include "portcullis/http/response_parser.hpp"
+#include "portcullis/io/stream.hpp"
+#include "portcullis/upstream/health_checker.hpp"
 
-namespace portcullis::net {
+namespace portcullis::upstream {
 namespace {
 
+namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
+using io::error_code;
 
-asio::awaitable<bool> probe(Worker& worker, const UpstreamRuntime& upstream,
+asio::awaitable<bool> probe(asio::io_context& io, const UpstreamRuntime& upstream,
                             const EndpointRuntime& endpoint) {
   const config::Upstream& settings = *upstream.settings;
-  auto stream = std::make_shared<Stream>(tcp::socket(worker.io));
+  auto stream = std::make_shared<io::Stream>(io::tcp::socket(io));
   // One timer bounds the whole probe; on expiry it cancels whatever is pending.
-  auto timer = std::make_shared<asio::steady_timer>(worker.io);
+  auto timer = std::make_shared<asio::steady_timer>(io);
   timer->expires_after(
       settings.connect_timeout +
       std::min<config::Duration>(settings.response_timeout, settings.health_check.interval));
@@ -68,29 +70,31 @@ asio::awaitable<bool> probe(Worker& worker, const UpstreamRuntime& upstream,
   }
 }
 
-asio::awaitable<void> check_once(Worker& worker, std::shared_ptr<const PinnedRuntime> pinned,
+asio::awaitable<void> check_once(asio::io_context& io,
+                                 std::shared_ptr<const std::vector<UpstreamRuntime>> upstreams,
                                  std::size_t upstream_index, std::size_t endpoint_index,
                                  std::shared_ptr<bool> in_flight) {
-  const UpstreamRuntime& upstream = pinned->runtime->upstreams[upstream_index];
+  const UpstreamRuntime& upstream = (*upstreams)[upstream_index];
   const EndpointRuntime& endpoint = upstream.endpoints[endpoint_index];
-  const bool healthy = co_await probe(worker, upstream, endpoint);
+  const bool healthy = co_await probe(io, upstream, endpoint);
   endpoint.health->set_active_verdict(healthy);
   *in_flight = false;
 }
 
 }  // namespace
 
-asio::awaitable<void> run_health_checks(Worker& worker) {
+asio::awaitable<void> run_health_checks(asio::io_context& io, const std::atomic<bool>& draining,
+                                        CurrentUpstreams current) {
   struct Schedule {
     Clock::time_point next;
     std::shared_ptr<bool> in_flight = std::make_shared<bool>(false);
   };
   std::unordered_map<std::size_t, Schedule> schedule;  // by endpoint id
-  asio::steady_timer tick(worker.io);
-  while (!worker.draining.load(std::memory_order_relaxed)) {
-    const auto pinned = worker.pin();
+  asio::steady_timer tick(io);
+  while (!draining.load(std::memory_order_relaxed)) {
+    const auto pinned = current();
     const auto now = Clock::now();
-    const auto& upstreams = pinned->runtime->upstreams;
+    const auto& upstreams = *pinned;
     for (std::size_t u = 0; u < upstreams.size(); ++u) {
       const auto& settings = *upstreams[u].settings;
       for (std::size_t e = 0; e < upstreams[u].endpoints.size(); ++e) {
@@ -103,8 +107,7 @@ asio::awaitable<void> run_health_checks(Worker& worker) {
         if (*entry.in_flight || now < entry.next) continue;
         entry.next = now + settings.health_check.interval;
         *entry.in_flight = true;
-        asio::co_spawn(worker.io, check_once(worker, pinned, u, e, entry.in_flight),
-                       asio::detached);
+        asio::co_spawn(io, check_once(io, pinned, u, e, entry.in_flight), asio::detached);
       }
     }
     tick.expires_after(std::chrono::milliseconds(100));
@@ -113,4 +116,4 @@ asio::awaitable<void> run_health_checks(Worker& worker) {
   }
 }
 
-}  // namespace portcullis::net
+}  // namespace portcullis::upstream

@@ -2,7 +2,7 @@
 
 namespace portcullis::upstream {
 
-std::unique_ptr<net::Stream> ConnectionPool::take(Clock::time_point now, bool retryable) {
+std::unique_ptr<io::Stream> ConnectionPool::take(Clock::time_point now, bool retryable) {
   while (!idle_.empty()) {
     Idle idle = std::move(idle_.back());  // most recently used first: warmest connection
     idle_.pop_back();
@@ -17,7 +17,7 @@ std::unique_ptr<net::Stream> ConnectionPool::take(Clock::time_point now, bool re
   return nullptr;
 }
 
-void ConnectionPool::give_back(std::unique_ptr<net::Stream> stream, std::size_t max_idle,
+void ConnectionPool::give_back(std::unique_ptr<io::Stream> stream, std::size_t max_idle,
                                Clock::time_point now) {
   if (idle_.size() >= max_idle) {
     stream->close();

@@ -20,17 +20,18 @@
 #include "portcullis/filters/request_chain.hpp"
 #include "portcullis/filters/router.hpp"
 #include "portcullis/http/request_parser.hpp"
+#include "portcullis/io/tls_context.hpp"
 #include "portcullis/limits/cidr_set.hpp"
 #include "portcullis/limits/denied_until.hpp"
 #include "portcullis/limits/local_limiter.hpp"
 #include "portcullis/limits/login_failures.hpp"
 #include "portcullis/net/connection_limiter.hpp"
 #include "portcullis/net/jwks_client.hpp"
-#include "portcullis/net/tls_context.hpp"
 #include "portcullis/obs/logs.hpp"
 #include "portcullis/obs/metrics.hpp"
 #include "portcullis/state/backend.hpp"
 #include "portcullis/upstream/endpoint_health.hpp"
+#include "portcullis/upstream/runtime.hpp"
 #include "portcullis/validate/request_rules.hpp"
 
 namespace portcullis::net {
@@ -42,7 +43,7 @@ struct Services {
   explicit Services(std::string_view version);
   ~Services();
 
-  std::shared_ptr<TicketKeys> ticket_keys = std::make_shared<TicketKeys>();
+  std::shared_ptr<io::TicketKeys> ticket_keys = std::make_shared<io::TicketKeys>();
   upstream::EndpointRegistry endpoints;
   ConnectionLimiter connections;
   obs::Metrics metrics;
@@ -65,19 +66,6 @@ struct Services {
   std::uint32_t stable_id(const std::string& name);
 };
 
-struct EndpointRuntime {
-  config::HostPort address;
-  boost::asio::ip::tcp::endpoint resolved;
-  std::size_t id = 0;                          // index of this endpoint's pool in every worker
-  upstream::EndpointHealth* health = nullptr;  // shared by all workers
-};
-
-struct UpstreamRuntime {
-  const config::Upstream* settings = nullptr;
-  std::vector<EndpointRuntime> endpoints;
-  std::unique_ptr<ClientTlsContext> tls;  // when settings->tls.enabled
-};
-
 struct JwtProviderRuntime {
   std::unique_ptr<filters::JwtProviderGate> gate;
   std::shared_ptr<RemoteJwks> remote;  // when the keys come from jwks_url
@@ -85,14 +73,14 @@ struct JwtProviderRuntime {
 
 struct ListenerRuntime {
   const config::Listener* settings = nullptr;
-  std::unique_ptr<ServerTlsContext> tls;  // when the listener terminates TLS
+  std::unique_ptr<io::ServerTlsContext> tls;  // when the listener terminates TLS
 };
 
 struct Runtime {
   std::shared_ptr<const config::Policy> policy;
   filters::Router router;
-  std::vector<ListenerRuntime> listeners;  // policy order
-  std::vector<UpstreamRuntime> upstreams;  // policy order; routes index into it
+  std::vector<ListenerRuntime> listeners;            // policy order
+  std::vector<upstream::UpstreamRuntime> upstreams;  // policy order; routes index into it
   http::HeadLimits head_limits;
   std::size_t head_buffer_bytes = 0;  // room for the largest head the limits allow
   std::shared_ptr<obs::Logs> logs;    // kept across reloads while `logging` is unchanged

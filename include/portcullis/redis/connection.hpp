@@ -35,10 +35,10 @@
 #include "portcullis/redis/options.hpp"
 #include "portcullis/redis/reply.hpp"
 
-namespace portcullis::net {
+namespace portcullis::io {
 class Stream;
 class ClientTlsContext;
-}  // namespace portcullis::net
+}  // namespace portcullis::io
 
 namespace portcullis::redis {
 
@@ -109,7 +109,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::any_io_executor executor_;
   RedisOptions options_;
-  std::unique_ptr<net::ClientTlsContext> tls_;
+  std::unique_ptr<io::ClientTlsContext> tls_;
   std::shared_ptr<Link> link_;
   std::deque<std::shared_ptr<Request>> queued_;     // not yet written
   std::deque<std::shared_ptr<Request>> in_flight_;  // written, oldest first

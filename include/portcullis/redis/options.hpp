@@ -1,7 +1,7 @@
 #pragma once
 // The redis module: an Asio-native Redis client for the shared security state (denylist, bans,
 // rate limits of a fleet). hiredis is used only for RESP (encoding and parsing); the transport is
-// the gateway's own net::Stream, plain TCP or TLS through the same OpenSSL as the upstreams.
+// the gateway's own io::Stream, plain TCP or TLS through the same OpenSSL as the upstreams.
 // This header: how to reach one Redis server.
 
 #include <chrono>

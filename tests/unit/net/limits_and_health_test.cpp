@@ -4,8 +4,8 @@
 #include <optional>
 #include <vector>
 
+#include "portcullis/io/tls_context.hpp"
 #include "portcullis/net/connection_limiter.hpp"
-#include "portcullis/net/tls_context.hpp"
 #include "portcullis/upstream/endpoint_health.hpp"
 
 namespace portcullis {
@@ -132,9 +132,9 @@ TEST(EndpointRegistry, UpstreamsSharingAnAddressShareThePoolNotTheHealth) {
 }
 
 TEST(TicketKeys, CurrentKeyDecryptsAndRotationKeepsThePrevious) {
-  net::TicketKeys keys(std::chrono::seconds(3600));
+  io::TicketKeys keys(std::chrono::seconds(3600));
   const auto first = keys.current();
-  net::TicketKeys::Key found;
+  io::TicketKeys::Key found;
   bool is_current = false;
   ASSERT_TRUE(keys.find(first.name.data(), found, is_current));
   EXPECT_TRUE(is_current);
@@ -144,11 +144,11 @@ TEST(TicketKeys, CurrentKeyDecryptsAndRotationKeepsThePrevious) {
 }
 
 TEST(TicketKeys, ZeroPeriodRotatesOnEveryUseAndOldKeyStillDecrypts) {
-  net::TicketKeys keys(std::chrono::seconds(0));
+  io::TicketKeys keys(std::chrono::seconds(0));
   const auto first = keys.current();
   const auto second = keys.current();
   EXPECT_NE(first.name, second.name);
-  net::TicketKeys::Key found;
+  io::TicketKeys::Key found;
   bool is_current = true;
   ASSERT_TRUE(keys.find(first.name.data(), found, is_current));
   EXPECT_FALSE(is_current);  // tickets under the previous key are renewed

@@ -1,4 +1,4 @@
-#include "portcullis/net/tls_context.hpp"
+#include "portcullis/io/tls_context.hpp"
 #include "portcullis/core/text.hpp"
 
 #include <openssl/core_names.h>
@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace portcullis::net {
+namespace portcullis::io {
 namespace {
 
 // TLS 1.2: forward secrecy and authenticated encryption only.
@@ -348,4 +348,4 @@ std::string openssl_version() {
   return OpenSSL_version(OPENSSL_VERSION);
 }
 
-}  // namespace portcullis::net
+}  // namespace portcullis::io

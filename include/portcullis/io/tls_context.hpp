@@ -16,7 +16,7 @@
 
 #include "portcullis/config/policy.hpp"
 
-namespace portcullis::net {
+namespace portcullis::io {
 
 // Session-ticket encryption keys shared by every TLS listener of the process. A new key is made
 // every rotation period; the previous one still decrypts (and its tickets are renewed), so a
@@ -101,4 +101,4 @@ std::string_view tls_version_name(SSL* ssl);
 // The OpenSSL version this process runs on.
 std::string openssl_version();
 
-}  // namespace portcullis::net
+}  // namespace portcullis::io

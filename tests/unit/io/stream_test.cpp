@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "portcullis/net/stream.hpp"
-#include "portcullis/net/tls_context.hpp"
+#include "portcullis/io/stream.hpp"
+#include "portcullis/io/tls_context.hpp"
 
-namespace portcullis::net {
+namespace portcullis::io {
 namespace {
 
 namespace fs = std::filesystem;
@@ -160,7 +160,7 @@ class TlsPair : public ::testing::Test {
   }
 
   std::string read_exactly(Stream& stream, std::size_t size, error_code& ec) {
-    return net::read_exactly(io_, stream, size, ec);
+    return io::read_exactly(io_, stream, size, ec);
   }
 
   TlsFiles files_;
@@ -351,4 +351,4 @@ TEST(PlainStream, AWriteToAClosedPeerFails) {
 }
 
 }  // namespace
-}  // namespace portcullis::net
+}  // namespace portcullis::io

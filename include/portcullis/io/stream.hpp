@@ -1,4 +1,8 @@
 #pragma once
+// The io module owns the one concrete byte stream type, io::Stream, and the TLS contexts that
+// make its SSL objects (tls_context.hpp). It sits below the client side (net), the upstream side
+// (upstream) and the Redis and JWKS clients, which all hold their connections as an io::Stream.
+//
 // One byte stream type for every connection the gateway holds, client or upstream: a TCP socket,
 // optionally with TLS. OpenSSL reads and writes the non-blocking socket directly (through small
 // BIOs of ours), except for what the reactor received into a small staging buffer on a busy
@@ -21,7 +25,7 @@
 
 #include "portcullis/core/ip.hpp"
 
-namespace portcullis::net {
+namespace portcullis::io {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -143,4 +147,4 @@ class Stream {
 // A peer's address as the gateway keys it (IPv4-mapped IPv6 peers are reported as IPv4).
 core::IpAddress peer_address(const tcp::endpoint& remote);
 
-}  // namespace portcullis::net
+}  // namespace portcullis::io

@@ -1,4 +1,4 @@
-#include "portcullis/net/stream.hpp"
+#include "portcullis/io/stream.hpp"
 
 #include <openssl/err.h>
 #include <sys/socket.h>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace portcullis::net {
+namespace portcullis::io {
 namespace {
 
 constexpr std::size_t kCoalesceLimit = 16 * 1024;
@@ -484,4 +484,4 @@ core::IpAddress peer_address(const tcp::endpoint& remote) {
   return peer;
 }
 
-}  // namespace portcullis::net
+}  // namespace portcullis::io
