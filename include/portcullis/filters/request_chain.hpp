@@ -32,6 +32,7 @@ struct LimitRule {
   std::string name;      // keys the fleet's shared budgets (ids are this process's own)
   limits::GcraLimit limit;
   const obs::RateLimitMetrics* metrics = nullptr;
+  std::uint64_t rate = 1;  // requests per period, as configured (floors a fleet share)
 };
 
 // One route's compiled chain. The pointers are owned by the runtime the route belongs to.
