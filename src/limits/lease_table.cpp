@@ -48,7 +48,8 @@ LeaseTable::Entry* LeaseTable::find_or_add(Shard& shard, std::string_view key,
   return &shard.entries.emplace(std::string(key), Entry{}).first->second;
 }
 
-bool LeaseTable::take(std::string_view key, std::int64_t now_us, std::int64_t* remaining) {
+bool LeaseTable::take(std::string_view key, std::int64_t now_us, Taken* taken,
+                      const LeaseTerms* terms) {
   Shard& shard = shard_of(key);
   std::lock_guard lock(shard.mutex);
   const auto found = shard.entries.find(key);
@@ -57,8 +58,40 @@ bool LeaseTable::take(std::string_view key, std::int64_t now_us, std::int64_t* r
   if (entry.tokens <= 0 || now_us >= entry.expires_us) return false;
   --entry.tokens;
   ++entry.used;
-  if (remaining) *remaining = entry.remaining + entry.tokens;
+  if (!taken) return true;
+  taken->remaining = entry.remaining + entry.tokens;
+  taken->refill = 0;
+  if (!terms || !terms->leased()) return true;
+  const bool asking = entry.asking && now_us - entry.asked_us < kAskTimeoutMicros;
+  const std::int64_t started = entry.expires_us - terms->lifetime_us;
+  const bool low =
+      entry.tokens * 4 <= entry.lease_size || (entry.expires_us - now_us) * 4 <= terms->lifetime_us;
+  if (asking || !low) return true;
+  // The rate this lease is used at, projected over a lifetime.
+  const std::int64_t elapsed = std::max<std::int64_t>(1, now_us - started);
+  const std::int64_t projected = elapsed * terms->slice <= entry.used * terms->lifetime_us
+                                     ? terms->slice
+                                     : entry.used * terms->lifetime_us / elapsed;
+  taken->refill = std::clamp<std::int64_t>(projected + projected / 4 + 1, 2, terms->slice);
+  entry.asking = 1;
+  entry.asked_us = now_us;
   return true;
+}
+
+void LeaseTable::refilled(std::string_view key, std::int64_t granted, std::int64_t remaining,
+                          const LeaseTerms& terms, std::int64_t now_us) {
+  Shard& shard = shard_of(key);
+  std::lock_guard lock(shard.mutex);
+  Entry* entry = find_or_add(shard, key, now_us);
+  if (!entry) return;
+  entry->asking = 0;
+  if (now_us >= entry->expires_us) entry->tokens = 0;  // what was left has expired meanwhile
+  entry->tokens += std::max<std::int64_t>(0, granted);
+  entry->expires_us = now_us + terms.lifetime_us;
+  entry->lease_size = std::max<std::int64_t>(1, entry->tokens);
+  entry->used = 0;
+  entry->remaining = remaining;
+  entry->forget_after_us = now_us + kForgetLifetimes * terms.lifetime_us;
 }
 
 void LeaseTable::give_back(std::string_view key, std::int64_t now_us) {
@@ -67,7 +100,7 @@ void LeaseTable::give_back(std::string_view key, std::int64_t now_us) {
   const auto found = shard.entries.find(key);
   if (found == shard.entries.end()) return;
   Entry& entry = found->second;
-  if (now_us >= entry.expires_us || entry.used <= 1) return;  // expired, or not from this lease
+  if (now_us >= entry.expires_us || entry.used <= 0) return;  // expired: lost
   ++entry.tokens;
   --entry.used;
 }
@@ -120,6 +153,14 @@ void LeaseTable::abandoned(std::string_view key) {
   std::lock_guard lock(shard.mutex);
   if (const auto found = shard.entries.find(key); found != shard.entries.end())
     found->second.asking = 0;
+}
+
+std::int64_t LeaseTable::tokens(std::string_view key, std::int64_t now_us) const {
+  const Shard& shard = *shards_[Hash{}(key) % shards_.size()];
+  std::lock_guard lock(shard.mutex);
+  const auto found = shard.entries.find(key);
+  if (found == shard.entries.end() || now_us >= found->second.expires_us) return 0;
+  return found->second.tokens;
 }
 
 std::size_t LeaseTable::size() const {

@@ -52,6 +52,10 @@ std::size_t RedisStateBackend::live_instances() const {
   return impl_->live.load(std::memory_order_relaxed);
 }
 
+std::int64_t RedisStateBackend::leased_tokens(std::string_view key) const {
+  return impl_->leases.tokens(key, limits::to_micros(clock_.monotonic()));
+}
+
 bool RedisStateBackend::decide_from_leases(std::span<const LimitCheck> checks,
                                            LimitDecision& decision) const {
   if (!impl_->options.lease_limits || checks.empty() || checks.size() > limits::kMaxBatchKeys)
@@ -60,15 +64,26 @@ bool RedisStateBackend::decide_from_leases(std::span<const LimitCheck> checks,
   std::size_t taken = 0;
   std::int64_t fewest = 0;
   std::size_t deciding = 0;
+  std::array<std::int64_t, limits::kMaxBatchKeys> refills{};
+  bool refill = false;
   for (; taken < checks.size(); ++taken) {
     const auto& check = checks[taken];
-    std::int64_t remaining = 0;
-    if (!limits::lease_terms(check.emission_us, check.burst).leased() ||
-        !impl_->leases.take(check.key, now, &remaining))
+    const auto terms = limits::lease_terms(check.emission_us, check.burst);
+    limits::LeaseTable::Taken got;
+    if (!terms.leased() ||
+        !impl_->leases.take(check.key, now, &got, impl_->options.refill_leases ? &terms : nullptr))
       break;
-    if (taken == 0 || remaining < fewest) {
-      fewest = remaining;
+    refills[taken] = got.refill;
+    refill = refill || got.refill > 0;
+    if (taken == 0 || got.remaining < fewest) {
+      fewest = got.remaining;
       deciding = taken;
+    }
+  }
+  if (refill) {
+    std::lock_guard lock(lifecycle_mutex_);
+    for (std::size_t i = 0; i < taken; ++i) {
+      if (refills[i] > 0) impl_->refill(checks[i], refills[i], accepting_);
     }
   }
   if (taken < checks.size()) {
@@ -95,10 +110,13 @@ void RedisStateBackend::decide_limits(std::vector<LimitCheck> checks, Decided de
         auto& plan = plans[i];
         if (impl->options.lease_limits)
           plan.terms = limits::lease_terms(checks[i].emission_us, checks[i].burst);
-        std::int64_t remaining = 0;
-        if (plan.terms.leased() && impl->leases.take(checks[i].key, now, &remaining)) {
+        limits::LeaseTable::Taken got;
+        if (plan.terms.leased() &&
+            impl->leases.take(checks[i].key, now, &got,
+                              impl->options.refill_leases ? &plan.terms : nullptr)) {
           plan.covered = true;
-          plan.outcome = leased_outcome(checks[i], remaining);
+          plan.outcome = leased_outcome(checks[i], got.remaining);
+          if (got.refill > 0) impl->refill(checks[i], got.refill, true);
         } else {
           all_covered = false;
           plan.asked = impl->leases.quantity(checks[i].key, plan.terms, now);
@@ -170,6 +188,41 @@ asio::awaitable<void> RedisStateBackend::Impl::decide(std::vector<LimitCheck> ch
     co_return;
   }
   decided({}, headline(checks, plans, result.allowed));
+}
+
+void RedisStateBackend::Impl::refill(const LimitCheck& check, std::int64_t quantity,
+                                     bool accepting) {
+  if (!accepting) {
+    leases.abandoned(check.key);
+    return;
+  }
+  GcraLimit limit;
+  limit.key = options.redis.key_prefix;
+  limit.key.append("rl:").append(check.key);
+  limit.emission_interval_us = check.emission_us;
+  limit.burst_tolerance_us = (check.burst - 1) * check.emission_us;
+  limit.quantity = quantity;
+  asio::co_spawn(
+      io,
+      [this, limit = std::move(limit), key = check.key,
+       terms = limits::lease_terms(check.emission_us, check.burst)]() -> asio::awaitable<void> {
+        const auto started = clock.monotonic();
+        const auto result = co_await gcra_decide(*write_connection, std::span(&limit, 1));
+        ++commands;
+        ++limit_calls;
+        if (metrics)
+          metrics->redis_command(
+              std::chrono::duration<double>(clock.monotonic() - started).count());
+        if (result.decided() && result.allowed) {
+          leases.refilled(key, result.limits[0].granted, result.limits[0].remaining, terms,
+                          limits::to_micros(clock.monotonic()));
+          co_return;
+        }
+        leases.abandoned(key);
+        if (!result.decided())
+          count_error(error_of(result.status).value_or(RedisStateError::server));
+      },
+      asio::detached);
 }
 
 }  // namespace portcullis::redis

@@ -238,6 +238,9 @@ return redis.call('ZCARD', KEYS[1])
     }
   }
 
+  // Asks for `quantity` more tokens for a lease running low, without a request waiting on it
+  // (limit_decisions.cpp); with `accepting` false it only ends the ask.
+  void refill(const LimitCheck& check, std::int64_t quantity, bool accepting);
   // Runs the GCRA script for the limits no lease covered (limit_decisions.cpp).
   asio::awaitable<void> decide(std::vector<LimitCheck> checks, std::vector<LimitPlan> plans,
                                Decided decided);

@@ -73,13 +73,15 @@ TEST_F(StateBackendTest, ALeasedLimitServesManyRequestsPerScript) {
               kRequests, static_cast<unsigned long long>(stats.limit_calls),
               static_cast<long long>(calls), leased);
   EXPECT_EQ(allowed, kRequests);
-  // Redis counts one more when the first call met NOSCRIPT (a fresh server) and was sent again.
+  // Redis counts a few more: a call that met NOSCRIPT (a fresh server) was sent again, and a
+  // refill may have been under way when the counters were read.
   EXPECT_GE(calls, static_cast<std::int64_t>(stats.limit_calls));
-  EXPECT_LE(calls, static_cast<std::int64_t>(stats.limit_calls) + 1);
+  EXPECT_LE(stats.limit_calls, static_cast<std::uint64_t>(kRequests / 20));
   // The ramp (1, 2, 4, ... 256) then slices of 500: about 15 calls; leases expire after 50 ms,
   // so a slow run needs a few more, never one per request.
   EXPECT_LE(calls, kRequests / 20) << "more than 0.05 scripts per request";
-  EXPECT_EQ(leased + static_cast<int>(stats.limit_calls), kRequests);
+  // Every request not decided from a lease cost one script; refills cost the rest.
+  EXPECT_GE(leased, kRequests - static_cast<int>(stats.limit_calls));
 }
 
 TEST_F(StateBackendTest, ALimitTooSlowToLeaseCostsOneScriptPerRequest) {
@@ -132,30 +134,31 @@ TEST_F(StateBackendTest, TwoInstancesNeverPassMoreThanTheLimitPlusOneSlice) {
 }
 
 TEST_F(StateBackendTest, ALeasedTokenIsGivenBackWhenTheRestOfTheRequestIsRefused) {
-  auto& a = backend();
+  auto options = backend_options();
+  options.refill_leases = false;  // no refill arriving meanwhile: the counts are exact
+  auto& a = backend(options);
   const Check leased{"leased:ip:192.0.2.9", 1000, 400};      // 1000 per second: leased
   const Check strict{"strict:ip:192.0.2.9", 10'000'000, 1};  // 1 per 10 s: never leased
-  // Ramp the leased limit to a lease of 4: asks of 1, 2 (one local token), then 4.
+  // Ramp the leased limit to a lease of 4: asks of 1, 2 (one token left here), then 4.
   ASSERT_FALSE(decide(a, {leased}).leased);
   ASSERT_FALSE(decide(a, {leased}).leased);
   ASSERT_TRUE(decide(a, {leased}).leased);
-  ASSERT_FALSE(decide(a, {leased}).leased);  // the ask of 4: three tokens left here
+  ASSERT_FALSE(decide(a, {leased}).leased);
   ASSERT_EQ(a.stats().limit_calls, 3u);
+  ASSERT_EQ(a.leased_tokens(leased.key), 3);
   const auto tat_before = admin(make_command("GET", std::string(kPrefix) + "rl:" + leased.key));
   // Spend the strict limit, then ask for both: the leased token is taken here, Redis refuses
   // the strict one, and the token comes back.
   ASSERT_TRUE(decide(a, {strict}).decision.allowed);
+  const auto held = a.leased_tokens(leased.key);
   const auto refused = decide(a, {leased, strict});
   ASSERT_FALSE(refused.error);
   EXPECT_FALSE(refused.decision.allowed);
   EXPECT_EQ(refused.decision.deciding, 1u);
   EXPECT_GE(refused.decision.retry_after, 1);
-  // Still three: the refused request used none.
-  int local = 0;
-  Decision decision;
-  while (a.decide_from_leases(std::vector<Check>{leased}, decision))
-    ++local;
-  EXPECT_EQ(local, 3);
+  // As many as before: the refused request used none.
+  EXPECT_EQ(held, 3);
+  EXPECT_EQ(a.leased_tokens(leased.key), 3);
   // And Redis was not asked for the leased limit at all.
   EXPECT_EQ(admin(make_command("GET", std::string(kPrefix) + "rl:" + leased.key)).value.string,
             tat_before.value.string);

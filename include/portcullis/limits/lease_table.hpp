@@ -20,6 +20,13 @@
 // requests arriving together does not lease many slices at once. The script shrinks an ask that
 // does not fit (near the limit) to 1 in the same round trip.
 //
+// Refills: a take() that leaves a lease low (a quarter of it or less left, or in the last
+// quarter of its lifetime) asks for a refill without waiting for it (Taken::refill), sized by
+// the rate the lease is being used at (projected over a lifetime, plus a quarter, at most the
+// slice). The tokens it brings are added to what is left, and the lease lives one lifetime from
+// the refill; so a busy key is never without tokens while its refill travels, and a request
+// never waits for one.
+//
 // Memory: at most max_entries keys (in shards); a full shard drops keys whose lease and demand
 // record are over before it adds one, and when none is, the key is simply not leased.
 
@@ -53,9 +60,13 @@ class LeaseTable {
  public:
   explicit LeaseTable(const LeaseTableOptions& options = {});
 
-  // Takes one request's token from a live lease of `key`. On success `remaining` (when given)
-  // is the fleet's last answer minus the tokens this instance used since.
-  bool take(std::string_view key, std::int64_t now_us, std::int64_t* remaining = nullptr);
+  struct Taken {
+    std::int64_t remaining = 0;  // the fleet's last answer minus the tokens used here since
+    std::int64_t refill = 0;     // > 0: ask the fleet for this many now (then refilled/abandoned)
+  };
+  // Takes one request's token from a live lease of `key`.
+  bool take(std::string_view key, std::int64_t now_us, Taken* taken = nullptr,
+            const LeaseTerms* terms = nullptr);
   // Returns a token take() gave, when its lease is still live (a refused request used nothing).
   void give_back(std::string_view key, std::int64_t now_us);
 
@@ -67,9 +78,14 @@ class LeaseTable {
   // the rest are this instance's until now + lifetime.
   void granted(std::string_view key, std::int64_t granted, std::int64_t remaining,
                const LeaseTerms& terms, std::int64_t now_us);
-  // An ask of quantity() > 1 ended without a grant (refused or failed).
+  // A refill brought `granted` tokens (none spent yet) and the fleet has `remaining` left.
+  void refilled(std::string_view key, std::int64_t granted, std::int64_t remaining,
+                const LeaseTerms& terms, std::int64_t now_us);
+  // An ask of quantity() > 1, or a refill, ended without a grant (refused or failed).
   void abandoned(std::string_view key);
 
+  // Tokens of the key's live lease not used yet (0 when none).
+  std::int64_t tokens(std::string_view key, std::int64_t now_us) const;
   std::size_t size() const;
   std::size_t capacity() const { return per_shard_ * shards_.size(); }
 
@@ -91,7 +107,7 @@ class LeaseTable {
     }
   };
   struct Shard {
-    std::mutex mutex;
+    mutable std::mutex mutex;
     std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries;
     std::int64_t next_sweep_us = 0;
   };

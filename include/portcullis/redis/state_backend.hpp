@@ -89,6 +89,8 @@ struct StateBackendOptions {
   std::chrono::milliseconds follow_block{250};
   // Budgets leased for high-rate limits (limits/lease_table.hpp); false: one script per request.
   bool lease_limits = true;
+  // Leases running low are refilled ahead of need (false: only when a request finds none left).
+  bool refill_leases = true;
   limits::LeaseTableOptions leases;
   // How often this instance announces itself in <prefix>instances; an instance not heard from
   // for three announcements no longer counts as live.
@@ -160,6 +162,8 @@ class RedisStateBackend final : public state::Backend {
   // this is the count of those heard from within three intervals, as of the last announcement
   // that got an answer (1 before the first).
   std::size_t live_instances() const override;
+  // Tokens this instance holds in a live lease of a limit key (LimitCheck::key), for tests.
+  std::int64_t leased_tokens(std::string_view key) const;
   // Starts the thread and connecting; never waits for Redis. Writes before start() complete
   // with StateError::stopped.
   void start() override;
@@ -187,7 +191,7 @@ class RedisStateBackend final : public state::Backend {
   state::Mirror mirror_;
   std::atomic<bool> available_{false};
   std::unique_ptr<Impl> impl_;
-  std::mutex lifecycle_mutex_;  // orders start/stop against writes handed to the thread
+  mutable std::mutex lifecycle_mutex_;  // orders start/stop against work handed to the thread
   bool accepting_ = false;
   bool started_ = false;
   std::thread thread_;

@@ -108,11 +108,59 @@ TEST_F(LeaseTableTest, RemainingIsTheFleetsAnswerMinusLocalUse) {
   ASSERT_EQ(asked, 4);
   // The fleet had 300 left before this grant of 4: 296 after it, 299 seen from here.
   table.granted("k", asked, 296, terms, now());
-  std::int64_t remaining = 0;
-  ASSERT_TRUE(table.take("k", now(), &remaining));
-  EXPECT_EQ(remaining, 298);
-  ASSERT_TRUE(table.take("k", now(), &remaining));
-  EXPECT_EQ(remaining, 297);
+  LeaseTable::Taken taken;
+  ASSERT_TRUE(table.take("k", now(), &taken));
+  EXPECT_EQ(taken.remaining, 298);
+  ASSERT_TRUE(table.take("k", now(), &taken));
+  EXPECT_EQ(taken.remaining, 297);
+}
+
+TEST_F(LeaseTableTest, ALeaseRunningLowAsksForARefillOnceAndKeepsWhatIsLeft) {
+  ask_and_grant("k");
+  ask_and_grant("k");
+  take_all("k");
+  ASSERT_EQ(ask_and_grant("k"), 4);
+  take_all("k");
+  ASSERT_EQ(ask_and_grant("k"), 8);  // 7 tokens here
+  LeaseTable::Taken taken;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(table.take("k", now(), &taken, &terms)) << i;
+    EXPECT_EQ(taken.refill, 0) << i;  // 3 or more left: more than a quarter of 8
+  }
+  ASSERT_TRUE(table.take("k", now(), &taken, &terms));  // 2 left: low
+  // Used 6 of 8 at once: the projected demand is more than a slice.
+  EXPECT_EQ(taken.refill, terms.slice);
+  ASSERT_TRUE(table.take("k", now(), &taken, &terms));
+  EXPECT_EQ(taken.refill, 0);  // one refill in flight at a time
+  ASSERT_TRUE(table.take("k", now(), &taken, &terms));
+  EXPECT_FALSE(table.take("k", now(), &taken, &terms));
+  EXPECT_EQ(table.quantity("k", terms, now()), 1);  // and no second lease meanwhile
+  clock.advance(10ms);
+  table.refilled("k", 50, 200, terms, now());
+  int served = 0;
+  while (table.take("k", now()))
+    ++served;
+  EXPECT_EQ(served, 50);
+}
+
+TEST_F(LeaseTableTest, ALeaseNearItsEndIsRefilledAtTheRateItIsUsed) {
+  ask_and_grant("k");
+  ask_and_grant("k");
+  take_all("k");
+  ask_and_grant("k");
+  take_all("k");
+  ASSERT_EQ(ask_and_grant("k"), 8);  // 7 tokens, 50 ms
+  LeaseTable::Taken taken;
+  clock.advance(40ms);  // the last quarter of its lifetime
+  ASSERT_TRUE(table.take("k", now(), &taken, &terms));
+  // 2 used in 40 ms: 2.5 per lifetime, plus a quarter, plus one.
+  EXPECT_EQ(taken.refill, 3);
+  table.refilled("k", 3, 100, terms, now());
+  clock.advance(45ms);  // past the old lease's end, within the refill's
+  int served = 0;
+  while (table.take("k", now()))
+    ++served;
+  EXPECT_EQ(served, 6 + 3);  // what was left is carried into the refill
 }
 
 TEST_F(LeaseTableTest, AGivenBackTokenServesAnotherRequest) {
