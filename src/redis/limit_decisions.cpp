@@ -102,10 +102,11 @@ void RedisStateBackend::decide_limits(std::vector<LimitCheck> checks, Decided de
   Impl* impl = impl_.get();
   const auto now = limits::to_micros(clock_.monotonic());
   std::vector<LimitPlan> plans(checks.size());
-  bool all_covered = !checks.empty();
+  bool all_covered = false;
   {
     std::lock_guard lock(lifecycle_mutex_);
     if (accepting_) {
+      all_covered = !checks.empty();
       for (std::size_t i = 0; i < checks.size(); ++i) {
         auto& plan = plans[i];
         if (impl->options.lease_limits)
@@ -130,7 +131,7 @@ void RedisStateBackend::decide_limits(std::vector<LimitCheck> checks, Decided de
       }
     }
   }
-  if (!all_covered) return decided(StateError::stopped, {});
+  if (!all_covered) return decided(StateError::stopped, {});  // not accepting
   ++impl->leased_decisions;
   decided({}, headline(checks, plans, true));
 }

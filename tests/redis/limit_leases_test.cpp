@@ -164,6 +164,15 @@ TEST_F(StateBackendTest, ALeasedTokenIsGivenBackWhenTheRestOfTheRequestIsRefused
             tat_before.value.string);
 }
 
+TEST_F(StateBackendTest, AStoppedBackendDecidesNothing) {
+  auto& a = backend();
+  ASSERT_TRUE(decide(a, {fast("stop:ip:192.0.2.1")}).decision.allowed);
+  a.stop();
+  const auto outcome = decide(a, {fast("stop:ip:192.0.2.2")});
+  EXPECT_EQ(outcome.error, state::StateError::stopped);
+  EXPECT_FALSE(outcome.decision.allowed);
+}
+
 TEST_F(StateBackendTest, LiveInstancesCountsTheFleetAndDropsAStoppedOne) {
   auto options = backend_options();
   options.announce_interval = 100ms;
