@@ -127,16 +127,29 @@ std::optional<limits::LimitKey> local_key(const RequestCtx& ctx, const LimitRule
                     : limits::LimitKey::ip(rule.id, ctx.client_ip);
 }
 
+// This instance's share of a limit the fleet shares while the fleet cannot be asked: rate and
+// burst divided by the live instances, at least one request per period and a burst of one.
+limits::GcraLimit fleet_share(const LimitRule& rule, std::size_t instances) {
+  const auto n = static_cast<std::int64_t>(
+      std::min<std::uint64_t>(instances, std::max<std::uint64_t>(1, rule.rate)));
+  if (n <= 1) return rule.limit;
+  limits::GcraLimit share;
+  share.emission_us = rule.limit.emission_us * n;
+  share.burst = std::max<std::int64_t>(1, rule.limit.burst / n);
+  return share;
+}
+
 // The route's limits of one key kind decided by this instance: all pass or none consumes.
+// `instances` > 1: the fleet's limits are shared but unreachable, each instance takes its share.
 Verdict decide_locally(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool by_subject,
-                       ChainServices& services) {
+                       ChainServices& services, std::size_t instances = 1) {
   std::array<limits::LimitRequest, limits::kMaxBatchKeys> batch;
   std::size_t count = 0;
   for (const LimitRule& rule : rules) {
     if (count == batch.size()) break;
     const auto key = local_key(ctx, rule, by_subject);
     if (!key) return ctx.refuse(429, Reason::rate_limited);  // a subject too long to key
-    batch[count++] = {*key, rule.limit};
+    batch[count++] = {*key, fleet_share(rule, instances)};
   }
   const auto decision =
       services.limiter->decide(std::span(batch.data(), count), services.clock.monotonic());
@@ -166,7 +179,7 @@ Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool 
   if (!shared) return decide_locally(ctx, rules, by_subject, services);
   if (!services.state->available()) {
     if (services.metrics && services.fail_open) services.metrics->fail_open_decision();
-    return decide_locally(ctx, rules, by_subject, services);
+    return decide_locally(ctx, rules, by_subject, services, services.state->live_instances());
   }
   const auto now_us = limits::to_micros(services.clock.monotonic());
   if (services.denied) {
@@ -198,6 +211,14 @@ Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool 
     }
     check.emission_us = rule.limit.emission_us;
     check.burst = rule.limit.burst;
+  }
+  // A high-rate limit's budget this instance leased from the fleet: no round trip.
+  state::Backend::LimitDecision leased;
+  if (services.state->decide_from_leases(checks, leased)) {
+    for (std::size_t i = 0; i < checks.size(); ++i) {
+      if (rules[i].metrics) rules[i].metrics->allowed->Increment();
+    }
+    return Verdict::next;
   }
   ctx.suspended.by_subject = by_subject;
   ctx.suspended.resume_at = phase_index + 1;
@@ -272,7 +293,7 @@ Verdict finish_shared_limits(RequestCtx& ctx, const RouteChain& chain, ChainServ
   const auto& rules = by_subject ? chain.user_limits : chain.ip_limits;
   if (error) {
     if (services.metrics && services.fail_open) services.metrics->fail_open_decision();
-    return decide_locally(ctx, rules, by_subject, services);
+    return decide_locally(ctx, rules, by_subject, services, services.state->live_instances());
   }
   const std::size_t count = std::min(rules.size(), ctx.suspended.checks.size());
   if (decision.allowed) {

@@ -99,7 +99,7 @@ void attach_policy_services(Runtime& runtime, Services& services, bool serving,
       const auto& limit = policy.rate_limits[index];
       const filters::LimitRule rule{limit_ids[index], limit.name,
                                     limits::GcraLimit::make(limit.rate, limit.per, limit.burst),
-                                    limit_metrics[index]};
+                                    limit_metrics[index], limit.rate};
       (limit.key == config::RateLimitKey::jwt_sub ? chain.user_limits : chain.ip_limits)
           .push_back(rule);
     }

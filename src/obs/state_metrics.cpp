@@ -20,6 +20,10 @@ prometheus::Gauge* gauge(prometheus::Registry& registry, const std::string& name
 StateMetrics::StateMetrics(prometheus::Registry& registry) {
   backend_up_ = gauge(registry, "portcullis_state_backend_up",
                       "1 while the state backend is reachable (always 1 for the memory backend)");
+  live_instances_ = gauge(registry, "portcullis_state_live_instances",
+                          "Gateway instances sharing the Redis state backend, as last seen (1 for "
+                          "the memory backend); fail_open limits run at limit / this");
+  live_instances_->Set(1);
   redis_latency_ = &prometheus::BuildHistogram()
                         .Name("portcullis_redis_command_duration_seconds")
                         .Help("Time from sending a Redis command to its reply")

@@ -15,7 +15,7 @@ if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local n = #KEYS
-local t0s, new_tats, passes = {}, {}, {}
+local t0s, new_tats, passes, granted = {}, {}, {}, {}
 local allowed = true
 for i = 1, n do
   local T = tonumber(ARGV[3 * i - 2])
@@ -23,8 +23,10 @@ for i = 1, n do
   local k = tonumber(ARGV[3 * i])
   local tat = tonumber(redis.call('GET', KEYS[i])) or now
   local t0 = math.max(tat, now)
+  -- A lease (k > 1) that does not fit shrinks to the one request that asked.
+  if k > 1 and (t0 + k * T - now) > (tau + T) then k = 1 end
   local new_tat = t0 + k * T
-  t0s[i], new_tats[i] = t0, new_tat
+  t0s[i], new_tats[i], granted[i] = t0, new_tat, k
   passes[i] = (new_tat - now) <= (tau + T)
   if not passes[i] then allowed = false end
 end
@@ -32,7 +34,6 @@ local out = {allowed and 1 or 0}
 for i = 1, n do
   local T = tonumber(ARGV[3 * i - 2])
   local tau = tonumber(ARGV[3 * i - 1])
-  local k = tonumber(ARGV[3 * i])
   local d
   if allowed then
     d = new_tats[i] - now
@@ -42,11 +43,10 @@ for i = 1, n do
     d = t0s[i] - now
   end
   local retry = 0
-  if not passes[i] then
-    if k * T > tau + T then retry = -1 else retry = new_tats[i] - now - (tau + T) end
-  end
+  if not passes[i] then retry = new_tats[i] - now - (tau + T) end
   local remaining = math.max(0, math.floor((tau + T - d) / T))
   out[#out + 1] = passes[i] and 1 or 0
+  out[#out + 1] = (allowed and granted[i]) or 0
   out[#out + 1] = remaining
   out[#out + 1] = retry
   out[#out + 1] = d
@@ -86,6 +86,9 @@ Command gcra_command(std::span<const GcraLimit> limits) {
   return command;
 }
 
+// Per limit: passed, granted, remaining, retry_after_us, reset_us.
+constexpr std::size_t kFields = 5;
+
 void read_gcra_reply(const Reply& reply, std::size_t limit_count, GcraDecision& decision) {
   decision.status = reply.status;
   decision.limits.clear();
@@ -95,7 +98,7 @@ void read_gcra_reply(const Reply& reply, std::size_t limit_count, GcraDecision& 
     return;
   }
   const auto& values = reply.value.elements;
-  const bool shaped = reply.value.is_array() && values.size() == 1 + 4 * limit_count &&
+  const bool shaped = reply.value.is_array() && values.size() == 1 + kFields * limit_count &&
                       std::all_of(values.begin(), values.end(), [](const Value& value) {
                         return value.type == Value::Type::integer;
                       });
@@ -105,9 +108,9 @@ void read_gcra_reply(const Reply& reply, std::size_t limit_count, GcraDecision& 
   }
   decision.allowed = values[0].integer == 1;
   for (std::size_t i = 0; i < limit_count; ++i) {
-    const auto* base = &values[1 + 4 * i];
-    decision.limits.push_back(
-        GcraOutcome{base[0].integer == 1, base[1].integer, base[2].integer, base[3].integer});
+    const auto* base = &values[1 + kFields * i];
+    decision.limits.push_back(GcraOutcome{base[0].integer == 1, base[1].integer, base[2].integer,
+                                          base[3].integer, base[4].integer});
   }
 }
 

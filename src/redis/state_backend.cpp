@@ -81,6 +81,8 @@ StateBackendStats RedisStateBackend::stats() const {
   stats.writes_ok = impl_->writes_ok.load();
   stats.writes_failed = impl_->writes_failed.load();
   stats.commands = impl_->commands.load();
+  stats.limit_calls = impl_->limit_calls.load();
+  stats.leased_decisions = impl_->leased_decisions.load();
   for (std::size_t i = 0; i < stats.errors.size(); ++i)
     stats.errors[i] = impl_->errors[i].load();
   return stats;

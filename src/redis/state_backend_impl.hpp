@@ -2,6 +2,7 @@
 // Internal to the Redis state backend: the state that lives on its thread (Impl), shared by
 // state_backend.cpp (writes, mirror following) and limit_decisions.cpp (shared rate limits).
 
+#include <openssl/rand.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <future>
 #include <tuple>
+#include "portcullis/limits/lease_table.hpp"
 #include "portcullis/obs/state_metrics.hpp"
 #include "portcullis/redis/commands.hpp"
 #include "portcullis/redis/connection.hpp"
@@ -47,6 +49,14 @@ inline std::int64_t unix_seconds(const core::Clock& clock) {
   return std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count();
 }
 
+// One limit of a request being decided: by a lease (covered) or by the script.
+struct LimitPlan {
+  limits::LeaseTerms terms;
+  bool covered = false;    // a leased token was taken for it
+  std::int64_t asked = 1;  // the script's quantity (when not covered)
+  GcraOutcome outcome;     // its figures (for a covered limit: the lease's estimate)
+};
+
 // Everything that lives on the backend's thread.
 struct RedisStateBackend::Impl {
   Impl(StateBackendOptions o, const core::Clock& c, state::Mirror& m, std::atomic<bool>& a,
@@ -58,7 +68,11 @@ struct RedisStateBackend::Impl {
         metrics(metrics_sink),
         work(io.get_executor()),
         watch_timer(io),
-        stream(changes_key(options.redis.key_prefix)) {
+        announce_timer(io),
+        stream(changes_key(options.redis.key_prefix)),
+        instances_key(options.redis.key_prefix + "instances"),
+        instance_id(make_instance_id()),
+        leases(options.leases) {
     write_connection = Connection::create(io.get_executor(), options.redis);
     StreamFollower::Handlers handlers;
     handlers.on_entry = [this](const StreamEntry& entry) { apply_entry(entry); };
@@ -75,7 +89,12 @@ struct RedisStateBackend::Impl {
   obs::StateMetrics* metrics;
   asio::executor_work_guard<asio::io_context::executor_type> work;
   asio::steady_timer watch_timer;
+  asio::steady_timer announce_timer;
   std::string stream;
+  std::string instances_key;
+  std::string instance_id;
+  limits::LeaseTable leases;  // used from any thread (it locks itself)
+  std::atomic<std::size_t> live{1};
   std::shared_ptr<Connection> write_connection;
   std::shared_ptr<StreamFollower> follower;
   bool stopped = false;
@@ -91,7 +110,7 @@ struct RedisStateBackend::Impl {
 
   // Counters, read from any thread.
   std::atomic<std::uint64_t> resyncs{0}, resync_failures{0}, changes_applied{0}, bad_entries{0},
-      writes_ok{0}, writes_failed{0}, commands{0};
+      writes_ok{0}, writes_failed{0}, commands{0}, limit_calls{0}, leased_decisions{0};
   std::array<std::atomic<std::uint64_t>, 5> errors{};
 
   std::int64_t now() const { return unix_seconds(clock); }
@@ -103,15 +122,70 @@ struct RedisStateBackend::Impl {
     write_connection->start();
     follower->start();
     asio::co_spawn(io, watch(), asio::detached);
+    asio::co_spawn(io, announce(), asio::detached);
   }
 
   void shutdown() {
     stopped = true;
     set_available(false);
     watch_timer.cancel();
+    announce_timer.cancel();
+    asio::co_spawn(io, farewell(), asio::detached);
+  }
+
+  // Leaves the live set at once (the others count one fewer from their next announcement),
+  // then stops the connections, which fails every write still in flight.
+  asio::awaitable<void> farewell() {
+    if (write_connection->ready())
+      co_await write_connection->execute(make_command("ZREM", instances_key, instance_id));
     follower->stop();
-    write_connection->stop();  // fails every write in flight
+    write_connection->stop();
     work.reset();
+  }
+
+  static std::string make_instance_id() {
+    std::array<unsigned char, 8> bytes{};
+    RAND_bytes(bytes.data(), static_cast<int>(bytes.size()));
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string id;
+    for (const unsigned char byte : bytes) {
+      id += kDigits[byte >> 4];
+      id += kDigits[byte & 15];
+    }
+    return id;
+  }
+
+  // Every announce_interval: this instance's last-seen time (Redis TIME, ms) in the instances
+  // set, the ones not heard from within three intervals dropped, the rest counted.
+  asio::awaitable<void> announce() {
+    static constexpr std::string_view kScript = R"lua(
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - keep)
+redis.call('PEXPIRE', KEYS[1], keep)
+return redis.call('ZCARD', KEYS[1])
+)lua";
+    const auto interval = std::max(options.announce_interval, std::chrono::milliseconds(10));
+    const auto keep_ms = std::to_string(3 * interval.count());
+    while (!stopped) {
+      if (write_connection->ready()) {
+        const auto reply = co_await command(
+            *write_connection,
+            make_command("EVAL", kScript, "1", instances_key, instance_id, keep_ms));
+        if (reply.ok() && reply.value.type == Value::Type::integer) {
+          const auto count =
+              static_cast<std::size_t>(std::max<std::int64_t>(1, reply.value.integer));
+          live.store(count);
+          if (metrics) metrics->live_instances(count);
+        }
+      }
+      announce_timer.expires_after(write_connection->ready() ? interval
+                                                             : std::chrono::milliseconds(50));
+      co_await announce_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
   }
 
   void set_available(bool up) {
@@ -163,6 +237,13 @@ struct RedisStateBackend::Impl {
       co_await watch_timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
   }
+
+  // Asks for `quantity` more tokens for a lease running low, without a request waiting on it
+  // (limit_decisions.cpp); with `accepting` false it only ends the ask.
+  void refill(const LimitCheck& check, std::int64_t quantity, bool accepting);
+  // Runs the GCRA script for the limits no lease covered (limit_decisions.cpp).
+  asio::awaitable<void> decide(std::vector<LimitCheck> checks, std::vector<LimitPlan> plans,
+                               Decided decided);
 
   // ---- the follower ---------------------------------------------------------------------------
 

@@ -349,3 +349,64 @@ def test_two_gateways_share_one_rate_limit(certs, core, jwt_keys, redis):
     finally:
         for gw in gateways:
             gw.stop()
+
+
+def metric_value(gateway, name):
+    text = plain_request(gateway.admin_port, "GET", "/metrics").body.decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def evalsha_calls(redis):
+    stats = redis.cli("INFO", "commandstats")
+    if "cmdstat_evalsha" not in stats:
+        return 0
+    return int(stats.split("cmdstat_evalsha:calls=")[1].split(",")[0])
+
+
+def test_leases_live_instances_and_fail_open_at_the_fleets_share(certs, core, jwt_keys, redis):
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    gateways = []
+    try:
+        for _ in range(2):
+            workdir = tempfile.mkdtemp(prefix="portcullis-fleet-")
+            policy = fleet_policy(certs, core, jwt_keys, workdir, url, on_unavailable="fail_open")
+            policy["rate_limits"] = {
+                # 1000/s, burst 400: leased in slices of up to 50.
+                "hot_ip": {"key": "client_ip", "rate": 1000, "per": "1s", "burst": 400},
+                # 10 per minute, burst 8: never leased; halved while Redis is down.
+                "slow_ip": {"key": "client_ip", "rate": 10, "per": "1m", "burst": 8},
+            }
+            policy["routes"] = [
+                {"name": "hot", "match": {"path_prefix": "/hot"}, "upstream": "core",
+                 "rate_limit": ["hot_ip"]},
+                {"name": "slow", "match": {"path_prefix": "/slow"}, "upstream": "core",
+                 "rate_limit": ["slow_ip"]},
+            ]
+            gateways.append(Gateway(policy, workdir=workdir))
+        a, b = gateways
+        wait_until(lambda: ready(a) and ready(b), message="both gateways follow the Redis")
+        # Each instance announces itself every 2 s: both count two.
+        wait_until(lambda: metric_value(a, "portcullis_state_live_instances") == 2 and
+                   metric_value(b, "portcullis_state_live_instances") == 2, timeout=10,
+                   interval=0.1, message="both gateways count two live instances")
+
+        # A leased limit: far fewer scripts than requests.
+        before = evalsha_calls(redis)
+        statuses = [request(a.tls_port, "GET", "/hot/x").status for _ in range(60)]
+        assert statuses == [200] * 60, statuses
+        scripts = evalsha_calls(redis) - before
+        assert scripts <= 30, scripts
+
+        # Redis gone with fail_open: each of the two decides alone at half the limit (burst 4).
+        redis.kill()
+        wait_until(lambda: metric_value(a, "portcullis_state_backend_up") == 0, timeout=5,
+                   message="A sees Redis gone")
+        assert metric_value(a, "portcullis_state_live_instances") == 2  # the last count heard
+        statuses = [request(a.tls_port, "GET", "/slow/x").status for _ in range(6)]
+        assert statuses == [200] * 4 + [429] * 2, statuses
+    finally:
+        for gw in gateways:
+            gw.stop()

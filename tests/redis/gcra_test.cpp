@@ -128,20 +128,37 @@ TEST_F(GcraTest, SeveralLimitsPassTogetherOrNoneConsumes) {
   EXPECT_GT(pttl("portcullis:rl:ip2"), 0);
 }
 
-TEST_F(GcraTest, LeasesSeveralAtOnceAndRefusesMoreThanTheBurst) {
+TEST_F(GcraTest, LeasesSeveralAtOnceAndShrinksToOneNearTheLimit) {
   const auto lease = limit("portcullis:rl:lease", 1, 10 * kSecond, 5, 3);
   auto decision = decide({lease});
   ASSERT_TRUE(decision.allowed);
+  EXPECT_EQ(decision.limits[0].granted, 3);
   EXPECT_EQ(decision.limits[0].remaining, 2);
-  decision = decide({lease});  // 3 more than the 2 left
+  decision = decide({lease});  // 3 more than the 2 left: the one request that asked passes
+  ASSERT_TRUE(decision.allowed);
+  EXPECT_EQ(decision.limits[0].granted, 1);
+  EXPECT_EQ(decision.limits[0].remaining, 1);
+  EXPECT_TRUE(decide({lease}).allowed);
+  decision = decide({lease});  // spent
   EXPECT_FALSE(decision.allowed);
-  EXPECT_EQ(decision.limits[0].remaining, 2);
+  EXPECT_EQ(decision.limits[0].granted, 0);
   EXPECT_GT(decision.limits[0].retry_after_us, 0);
   EXPECT_LE(decision.limits[0].retry_after_us, 10 * kSecond);
-  auto too_many = limit("portcullis:rl:other", 1, 10 * kSecond, 5, 6);
-  decision = decide({too_many});
+  // More than the whole burst: one request passes.
+  decision = decide({limit("portcullis:rl:other", 1, 10 * kSecond, 5, 6)});
+  ASSERT_TRUE(decision.allowed);
+  EXPECT_EQ(decision.limits[0].granted, 1);
+  EXPECT_EQ(decision.limits[0].remaining, 4);
+}
+
+TEST_F(GcraTest, ALeaseOnOneLimitDoesNotPassARefusedRequest) {
+  const auto strict = limit("portcullis:rl:strict", 1, 10 * kSecond, 1);
+  const auto leased = limit("portcullis:rl:leased", 1, 10 * kSecond, 10, 4);
+  ASSERT_TRUE(decide({strict, leased}).allowed);
+  const auto decision = decide({strict, leased});
   EXPECT_FALSE(decision.allowed);
-  EXPECT_EQ(decision.limits[0].retry_after_us, -1);  // never
+  EXPECT_EQ(decision.limits[1].granted, 0);
+  EXPECT_EQ(decision.limits[1].remaining, 6);  // only the first request's 4 were taken
 }
 
 TEST_F(GcraTest, LoadsTheScriptAgainAfterTheServerForgotIt) {

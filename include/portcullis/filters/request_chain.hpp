@@ -6,9 +6,12 @@
 // phase that answers stops the chain; the caller sends ctx.reply.
 //
 // Shared state is read from the state backend's local mirror (bans, revocations) and the
-// process's limiter: no phase waits on the network. While a shared backend is unreachable, JWT
-// routes answer 503 (on_unavailable: fail_closed) or decide on what this instance knows
-// (fail_open, counted); limits and bans always use what this instance knows.
+// process's limiter: no phase waits on the network, except for a rate limit the fleet decides
+// (a suspend: one round trip, unless a budget this instance leased covers it). While a shared
+// backend is unreachable, JWT routes answer 503 (on_unavailable: fail_closed) or decide on what
+// this instance knows (fail_open, counted); bans use what this instance knows, and a limit the
+// fleet shares is decided here at this instance's share: rate and burst divided by the live
+// instances last counted (at least one request per period, a burst of one).
 
 #include <atomic>
 #include <vector>
@@ -32,6 +35,7 @@ struct LimitRule {
   std::string name;      // keys the fleet's shared budgets (ids are this process's own)
   limits::GcraLimit limit;
   const obs::RateLimitMetrics* metrics = nullptr;
+  std::uint64_t rate = 1;  // requests per period, as configured (floors a fleet share)
 };
 
 // One route's compiled chain. The pointers are owned by the runtime the route belongs to.

@@ -38,6 +38,7 @@ class StateMetrics {
   explicit StateMetrics(prometheus::Registry& registry);
 
   void backend_up(bool up) { backend_up_->Set(up ? 1 : 0); }
+  void live_instances(std::size_t count) { live_instances_->Set(static_cast<double>(count)); }
   void redis_command(double seconds) { redis_latency_->Observe(seconds); }
   void redis_error(RedisErrorKind kind) {
     redis_errors_[static_cast<std::size_t>(kind)]->Increment();
@@ -66,6 +67,7 @@ class StateMetrics {
 
  private:
   prometheus::Gauge* backend_up_;
+  prometheus::Gauge* live_instances_;
   prometheus::Histogram* redis_latency_;
   std::array<prometheus::Counter*, static_cast<std::size_t>(RedisErrorKind::count)> redis_errors_{};
   prometheus::Counter* denylist_hits_;

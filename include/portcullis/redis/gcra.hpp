@@ -9,15 +9,18 @@
 //   k   = quantity asked for (1 for a request; more to lease a local budget)
 //   now = Redis TIME; tat = the stored theoretical arrival time, or now when the key is absent.
 //   t0  = max(tat, now);  new_tat = t0 + k * T
+//   When k > 1 does not fit (t0 + k * T - now > tau + T), k becomes 1: a lease asked for near
+//   the limit shrinks to the one request that asked, in the same round trip.
 //   A limit passes iff  new_tat - now <= tau + T   (for k = 1: tat - now <= tau).
 //   The request is allowed iff every limit passes. Then, and only then, each key is set to
 //   new_tat with a TTL of ceil((new_tat - now) / 1000) ms (when it expires the limit is at full
 //   burst again, exactly as for an absent key). A denied request writes nothing.
 // Per limit the script returns, after the decision:
+//   granted        = the quantity taken (k, or 1 after the shrink; 0 when the request was denied);
 //   remaining      = floor((tau + T - d) / T), requests of 1 that would pass right now, where
 //                    d = new_tat - now when the request was allowed and t0 - now when not;
-//   retry_after_us = 0 when the limit passed, else new_tat - now - (tau + T) (the wait until it
-//                    would pass), or -1 when k * T > tau + T (it never can);
+//   retry_after_us = 0 when the limit passed, else new_tat - now - (tau + T) with k = 1 (the
+//                    wait until one request would pass);
 //   reset_us       = d, the wait until the limit is back at full burst.
 // For a burst b at rate r per p: a fresh key admits b requests at once, then one every p / r.
 
@@ -43,6 +46,7 @@ struct GcraLimit {
 
 struct GcraOutcome {
   bool passed = false;
+  std::int64_t granted = 0;  // tokens taken: the quantity asked, 1 near the limit, 0 when denied
   std::int64_t remaining = 0;
   std::int64_t retry_after_us = 0;
   std::int64_t reset_us = 0;

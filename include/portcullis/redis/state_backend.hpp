@@ -10,6 +10,8 @@
 //   <prefix>cut:<len(issuer)>:<issuer>:<subject>  value "<issued_before>"
 //   <prefix>ban:<client key of the ip>            value "<until>:<reason>"
 //   <prefix>changes                               a stream, one entry per change
+//   <prefix>rl:<limit name>:<ip|sub>:<client>      a rate limit's TAT (redis/gcra.hpp)
+//   <prefix>instances                             a sorted set: instance id -> last seen (ms)
 // The issuer's length makes a key unambiguous whatever bytes issuer, jti or subject hold.
 // A write is one Lua script (EVALSHA, EVAL when the server does not know it yet) that merges
 // like the Mirror (the later exp / issued_before / ban end wins, so a write never shortens a
@@ -63,6 +65,7 @@
 
 #include "portcullis/config/policy.hpp"
 #include "portcullis/core/clock.hpp"
+#include "portcullis/limits/lease_table.hpp"
 #include "portcullis/redis/options.hpp"
 #include "portcullis/redis/reply.hpp"
 #include "portcullis/state/backend.hpp"
@@ -84,6 +87,14 @@ struct StateBackendOptions {
   // How long one XREAD blocks: a hung (not closed) server is noticed within this plus
   // command_timeout. Each instance sends about one XREAD per block when idle.
   std::chrono::milliseconds follow_block{250};
+  // Budgets leased for high-rate limits (limits/lease_table.hpp); false: one script per request.
+  bool lease_limits = true;
+  // Leases running low are refilled ahead of need (false: only when a request finds none left).
+  bool refill_leases = true;
+  limits::LeaseTableOptions leases;
+  // How often this instance announces itself in <prefix>instances; an instance not heard from
+  // for three announcements no longer counts as live.
+  std::chrono::milliseconds announce_interval{2000};
 };
 
 // The connection settings of the policy's state.redis; `password` is the content of its
@@ -111,6 +122,8 @@ struct StateBackendStats {
   std::uint64_t writes_ok = 0;
   std::uint64_t writes_failed = 0;
   std::uint64_t commands = 0;             // commands sent by this backend (writes and reloads)
+  std::uint64_t limit_calls = 0;          // rate-limit scripts sent (decide_limits)
+  std::uint64_t leased_decisions = 0;     // rate-limit decisions served from leased budgets
   std::array<std::uint64_t, 5> errors{};  // by RedisStateError - 1
 };
 
@@ -137,9 +150,20 @@ class RedisStateBackend final : public state::Backend {
   void unban(core::IpAddress ip, Done done) override;
   bool available() const override { return available_.load(std::memory_order_acquire); }
   bool durable() const override { return true; }
-  // Rate limits: one GCRA script per request (EVALSHA, every limit in one round trip, Redis time).
+  // Rate limits: one GCRA script per decision (EVALSHA, every limit in one round trip, Redis
+  // time). A high-rate limit is leased in slices (limits/lease_table.hpp): the script takes k
+  // tokens at once and the next k - 1 requests are decided here. A request partly covered by
+  // leases asks Redis for the rest only, and gives the leased tokens back when refused.
   bool shares_limits() const override { return true; }
   void decide_limits(std::vector<LimitCheck> checks, Decided decided) override;
+  bool decide_from_leases(std::span<const LimitCheck> checks,
+                          LimitDecision& decision) const override;
+  // Each instance announces itself every announce_interval (ZADD <prefix>instances, Redis time);
+  // this is the count of those heard from within three intervals, as of the last announcement
+  // that got an answer (1 before the first).
+  std::size_t live_instances() const override;
+  // Tokens this instance holds in a live lease of a limit key (LimitCheck::key), for tests.
+  std::int64_t leased_tokens(std::string_view key) const;
   // Starts the thread and connecting; never waits for Redis. Writes before start() complete
   // with StateError::stopped.
   void start() override;
@@ -167,7 +191,7 @@ class RedisStateBackend final : public state::Backend {
   state::Mirror mirror_;
   std::atomic<bool> available_{false};
   std::unique_ptr<Impl> impl_;
-  std::mutex lifecycle_mutex_;  // orders start/stop against writes handed to the thread
+  mutable std::mutex lifecycle_mutex_;  // orders start/stop against work handed to the thread
   bool accepting_ = false;
   bool started_ = false;
   std::thread thread_;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -67,6 +68,18 @@ class Backend {
     (void)checks;
     decided(StateError::stopped, {});
   }
+  // Decides without I/O when budgets this instance leased from the fleet cover every check:
+  // true with `decision` allowed (one leased token taken per check); false with nothing taken
+  // (ask decide_limits()). Never blocks; allocates nothing.
+  virtual bool decide_from_leases(std::span<const LimitCheck> checks,
+                                  LimitDecision& decision) const {
+    (void)checks;
+    (void)decision;
+    return false;
+  }
+  // How many instances share the limits, as last seen (1 when unknown or alone): while the
+  // backend is unreachable with on_unavailable fail_open, each decides locally at limit / this.
+  virtual std::size_t live_instances() const { return 1; }
 
   virtual void start() {}
   // Completes or refuses every write in flight; later writes complete with StateError::stopped.

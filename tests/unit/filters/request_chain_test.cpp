@@ -104,7 +104,7 @@ class RequestChainTest : public ::testing::Test {
     route_.rate_limits.push_back(policy_.rate_limits.size() - 1);
     const LimitRule rule{static_cast<std::uint32_t>(policy_.rate_limits.size()), limit.name,
                          limits::GcraLimit::make(rate, limit.per, burst),
-                         &metrics_.rate_limit(limit.name)};
+                         &metrics_.rate_limit(limit.name), rate};
     (key == config::RateLimitKey::jwt_sub ? chain_.user_limits : chain_.ip_limits).push_back(rule);
     chain_.phases = phases_for(route_, true, policy_.rate_limits);
   }
@@ -152,6 +152,39 @@ class UnreachableBackend final : public state::Backend {
   void unban(core::IpAddress, Done done) override { done(state::StateError::stopped); }
   bool available() const override { return false; }
   bool durable() const override { return true; }
+  bool shares_limits() const override { return shares; }
+  std::size_t live_instances() const override { return instances; }
+
+  bool shares = false;
+  std::size_t instances = 1;
+
+ private:
+  state::MemoryBackend inner_;
+};
+
+// A reachable fleet backend whose leased budgets cover a request or not.
+class FleetBackend final : public state::Backend {
+ public:
+  explicit FleetBackend(const core::Clock& clock) : inner_({}, clock) {}
+  const state::Mirror& mirror() const override { return inner_.mirror(); }
+  void revoke(state::Revocation, Done done) override { done(state::StateError::stopped); }
+  void cut_off(state::SubjectCutoff, Done done) override { done(state::StateError::stopped); }
+  void ban(state::Ban, Done done) override { done(state::StateError::stopped); }
+  void unban(core::IpAddress, Done done) override { done(state::StateError::stopped); }
+  bool available() const override { return true; }
+  bool durable() const override { return true; }
+  bool shares_limits() const override { return true; }
+  bool decide_from_leases(std::span<const LimitCheck> checks,
+                          LimitDecision& decision) const override {
+    ++asked;
+    if (!leased) return false;
+    decision.allowed = true;
+    decision.limit = checks.front().burst;
+    return true;
+  }
+
+  bool leased = false;
+  mutable int asked = 0;
 
  private:
   state::MemoryBackend inner_;
@@ -337,6 +370,58 @@ TEST_F(RequestChainTest, PerUserLimitFollowsTheSubjectAcrossAddresses) {
   EXPECT_EQ(run(), Verdict::respond);
   EXPECT_EQ(ctx_.reply.status, 429);
   EXPECT_EQ(ctx_.reply.reason, core::Reason::rate_limited);
+}
+
+TEST_F(RequestChainTest, WhileTheFleetIsUnreachableEachInstanceTakesItsShareOfALimit) {
+  add_limit(config::RateLimitKey::client_ip, 10, 8);
+  auto fleet = std::make_shared<UnreachableBackend>(clock_);
+  fleet->shares = true;
+  fleet->instances = 4;
+  ChainServices chain_services{cache_, clock_, fleet.get(), &limiter_, &denied_, &metrics_, true};
+  ctx_.client_ip = *core::IpAddress::parse("192.0.2.1");
+  set_headers({{"Content-Type", "application/json"}});
+  const auto passes = [&](const char* ip) {
+    ctx_.client_ip = *core::IpAddress::parse(ip);
+    int passed = 0;
+    for (int i = 0; i < 20; ++i) {
+      ctx_.reply = {};
+      run_request_chain(ctx_, chain_, chain_services);
+      passed += ctx_.reply.status == 401 ? 1 : 0;  // past the limit, refused by the JWT phase
+    }
+    return passed;
+  };
+  // Four live instances: a burst of 8 / 4 and 10 per second / 4 for this one.
+  EXPECT_EQ(passes("192.0.2.1"), 2);
+  clock_.advance(std::chrono::milliseconds(399));
+  EXPECT_EQ(passes("192.0.2.1"), 0);
+  clock_.advance(std::chrono::milliseconds(1));  // one interval of 400 ms
+  EXPECT_EQ(passes("192.0.2.1"), 1);
+  // Alone, the instance applies the whole limit.
+  fleet->instances = 1;
+  EXPECT_EQ(passes("192.0.2.2"), 8);
+  // Never below one request per period and a burst of one, however many instances.
+  fleet->instances = 1000;
+  EXPECT_EQ(passes("192.0.2.3"), 1);
+  clock_.advance(std::chrono::milliseconds(999));
+  EXPECT_EQ(passes("192.0.2.3"), 0);
+  clock_.advance(std::chrono::milliseconds(1));
+  EXPECT_EQ(passes("192.0.2.3"), 1);
+}
+
+TEST_F(RequestChainTest, ALeasedBudgetDecidesWithoutSuspending) {
+  add_limit(config::RateLimitKey::client_ip, 1000, 400);
+  auto fleet = std::make_shared<FleetBackend>(clock_);
+  ChainServices chain_services{cache_, clock_, fleet.get(), &limiter_, &denied_, &metrics_, false};
+  ctx_.client_ip = *core::IpAddress::parse("192.0.2.1");
+  set_headers({{"Content-Type", "application/json"}});
+  EXPECT_EQ(run_request_chain(ctx_, chain_, chain_services), Verdict::suspend);
+  ASSERT_EQ(ctx_.suspended.checks.size(), 1u);
+  EXPECT_EQ(ctx_.suspended.checks[0].key, "limit0:ip:192.0.2.1");
+  fleet->leased = true;
+  ctx_.reply = {};
+  EXPECT_EQ(run_request_chain(ctx_, chain_, chain_services), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 401);  // on to the token check, no round trip
+  EXPECT_EQ(fleet->asked, 2);
 }
 
 }  // namespace
