@@ -34,6 +34,11 @@ constexpr std::size_t kBodyReserveBytes = 64 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // How long an idle keep-alive connection keeps its coroutine before it parks.
 constexpr config::Duration kParkAfter = std::chrono::milliseconds(100);
+// A whole request body must arrive within twice body_timeout plus one second per this many
+// bytes it announces (a chunked body: the route's body limit). body_timeout alone bounds only
+// the pauses, so a body trickled just faster than it would otherwise hold its connection (and
+// an upstream connection) for as long as its length lasts.
+constexpr std::uint64_t kBodyMinBytesPerSecond = 16 * 1024;
 
 // The monotonic clock at jiffy resolution: deadlines, idle times, pool ages and endpoint health
 // are read several times per request and need no better than a few milliseconds; this costs a
@@ -103,8 +108,9 @@ struct Exchange : filters::RequestCtx {
   std::uint64_t body_limit = 0;  // the route's body limit (validate.max_body_bytes or server's)
   std::string body;              // a body read whole for validation
   bool body_buffered = false;
-  std::string pipelined_tail;     // bytes of the next request read while reading this one's body
-  std::size_t body_consumed = 0;  // input bytes that body took (after the head)
+  std::string pipelined_tail;       // bytes of the next request read while reading this one's body
+  std::size_t body_consumed = 0;    // input bytes that body took (after the head)
+  Clock::time_point body_deadline;  // the whole body's deadline, once its reading started
 };
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
@@ -178,6 +184,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
                                    std::span<const filters::ExtraHeader> extra = {},
                                    std::string_view body = {});
   asio::awaitable<int> read_body(std::size_t head_bytes, std::uint64_t limit, Reason& reason);
+  void start_body_deadline(const config::Limits& limits, std::uint64_t announced_bytes);
+  bool set_body_read_deadline(const config::Limits& limits);
   asio::awaitable<void> serve_redirect();
   asio::awaitable<void> serve_admin();
   asio::awaitable<void> serve_admin_api(const Runtime& runtime);

@@ -4,6 +4,29 @@
 
 namespace portcullis::net {
 
+// Starts the whole body's deadline: twice body_timeout, plus a second per
+// kBodyMinBytesPerSecond of what the body announces.
+void ClientConnection::start_body_deadline(const config::Limits& limits,
+                                           std::uint64_t announced_bytes) {
+  const std::uint64_t bytes = std::min(announced_bytes, config::kMaxBodyBytes);
+  const auto allowance = std::chrono::seconds(bytes / kBodyMinBytesPerSecond);
+  ex_->body_deadline = coarse_now() + 2 * limits.body_timeout + allowance;
+}
+
+// Arms the deadline of the next body read: body_timeout (a stall), or less when the whole body's
+// deadline comes first. False, with the body phase marked expired, once that has passed.
+bool ClientConnection::set_body_read_deadline(const config::Limits& limits) {
+  const auto now = coarse_now();
+  if (now >= ex_->body_deadline) {
+    phase_ = Phase::body;
+    expired_ = Phase::body;
+    return false;
+  }
+  const auto left = std::chrono::duration_cast<config::Duration>(ex_->body_deadline - now);
+  set_deadline(Phase::body, std::min(limits.body_timeout, left));
+  return true;
+}
+
 asio::awaitable<int> ClientConnection::read_body(std::size_t head_bytes, std::uint64_t limit,
                                                  Reason& reason) {
   const auto& limits = pinned_->runtime->policy->server.limits;
@@ -14,11 +37,16 @@ asio::awaitable<int> ClientConnection::read_body(std::size_t head_bytes, std::ui
     const std::string_view piece = kContinue;
     if (co_await write_client(std::span(&piece, 1))) co_return -1;
   }
+  start_body_deadline(limits,
+                      head.framing == BodyFraming::content_length ? head.content_length : limit);
   std::string_view input(in_.get() + head_bytes, in_size_ - head_bytes);
   bool from_in = true;
   const auto read_more = [&]() -> asio::awaitable<int> {
     ensure_io_buffer();
-    set_deadline(Phase::body, limits.body_timeout);
+    if (!set_body_read_deadline(limits)) {
+      reason = Reason::body_timeout;
+      co_return 408;
+    }
     error_code ec;
     const auto n = co_await client_.read_some(std::span(io_.get(), kIoBufferBytes), ec);
     if (ec) {
@@ -71,12 +99,17 @@ asio::awaitable<int> ClientConnection::read_body(std::size_t head_bytes, std::ui
   }
 }
 
-// The next piece of a request body (at most `want` bytes, into io_) under the body deadline.
-// 0 when the client failed or went silent (then answered 408); `client_broken` is then set.
+// The next piece of a request body (at most `want` bytes, into io_) under the body deadlines.
+// 0 when the client failed, went silent or ran out of time (then answered 408, and the caller
+// drops the upstream connection with the partial body); `client_broken` is then set.
 asio::awaitable<std::size_t> ClientConnection::read_request_body(const Runtime& runtime,
                                                                  std::size_t want,
                                                                  bool& client_broken) {
-  set_deadline(Phase::body, runtime.policy->server.limits.body_timeout);
+  if (!set_body_read_deadline(runtime.policy->server.limits)) {
+    client_broken = true;
+    co_await send_local(408, Reason::body_timeout, true);
+    co_return 0;
+  }
   error_code ec;
   const auto n = co_await client_.read_some(std::span(io_.get(), want), ec);
   if (!ec) co_return n;
@@ -90,6 +123,7 @@ asio::awaitable<bool> ClientConnection::stream_request_body(const Runtime& runti
                                                             const config::Upstream& settings,
                                                             std::uint64_t remaining,
                                                             Failure& failure, bool& client_broken) {
+  start_body_deadline(runtime.policy->server.limits, ex_->head.content_length);
   while (remaining > 0) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
     const std::size_t n = co_await read_request_body(runtime, want, client_broken);
@@ -110,6 +144,7 @@ asio::awaitable<bool> ClientConnection::stream_request_body(const Runtime& runti
 asio::awaitable<bool> ClientConnection::stream_chunked_request(
     const Runtime& runtime, const config::Upstream& settings, std::string_view buffered,
     std::size_t& consumed, Failure& failure, bool& client_broken) {
+  start_body_deadline(runtime.policy->server.limits, ex_->body_limit);
   ex_->chunked.reset();
   std::string_view input = buffered;
   bool from_in = true;
