@@ -108,6 +108,7 @@ asio::awaitable<void> ClientConnection::serve_admin() {
   if (path == "/metrics") {
     auto& metrics = worker_.services.metrics;
     metrics.log_lines_dropped(obs::Logs::dropped_lines());
+    metrics.sync_log_write_errors();
     if (runtime.state) {
       const auto sizes = runtime.state->mirror().sizes();
       metrics.state.mirror_size(sizes.revocations, sizes.cutoffs, sizes.bans);
