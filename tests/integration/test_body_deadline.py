@@ -169,8 +169,10 @@ def test_trickled_body_is_cut_at_the_whole_body_deadline(env, path, length, body
         assert len(received.split(b"\r\n\r\n", 1)[1]) < len(body)
     else:
         assert upstream.snapshot() == []  # a buffered body never reached the upstream
-    records = [r for r in gw.access_log() if r.get("status") == 408]
-    assert records and records[-1].get("reason") == "body_timeout"
+    # The access log is written asynchronously: wait for the line.
+    wait_until(lambda: any(r.get("status") == 408 and r.get("reason") == "body_timeout"
+                           and r.get("path") == path for r in gw.access_log()),
+               timeout=5, message="no 408 body_timeout line in the access log")
 
 
 def test_large_body_gets_a_second_per_16_kib(env):
