@@ -82,6 +82,7 @@ def example_policy(folder, upstream_address, access_log=None, **overrides):
         link = os.path.join(folder, name)
         if not os.path.lexists(link):
             os.symlink(os.path.join(CONF, name), link)
+    os.makedirs(os.path.join(folder, "state"), exist_ok=True)  # state.memory.path's folder
     for listener in policy["server"]["listen"]:
         listener["address"] = "127.0.0.1:0"
     policy["server"]["admin"]["address"] = "127.0.0.1:0"

@@ -13,9 +13,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "portcullis/config/loader.hpp"
 #include "portcullis/config/secret_file.hpp"
+#include "portcullis/core/descriptor_limit.hpp"
 #include "portcullis/core/errors.hpp"
 #include "portcullis/net/runtime.hpp"
 #include "portcullis/net/server.hpp"
@@ -119,6 +121,17 @@ std::optional<Loaded> load(const std::string& path, net::Services& services,
   return std::nullopt;
 }
 
+// The warning when the descriptor limit is below what the policy's max_connections may need.
+std::string descriptor_warning(const config::Policy& policy, core::DescriptorLimit limit) {
+  const std::uint64_t workers = policy.server.workers
+                                    ? policy.server.workers
+                                    : std::max(1u, std::thread::hardware_concurrency());
+  const std::uint64_t max_connections = policy.server.limits.max_connections;
+  const std::uint64_t needed =
+      core::descriptors_needed(max_connections, workers, policy.server.listen.size() + 1);
+  return core::descriptor_limit_warning(max_connections, needed, limit);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -150,6 +163,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  const core::DescriptorLimit descriptor_limit = core::raise_descriptor_limit();
   net::Services services(PORTCULLIS_VERSION);
   services.make_redis_backend = [&services](const config::StateSettings& settings,
                                             const core::Clock& clock) {
@@ -161,6 +175,15 @@ int main(int argc, char** argv) {
     for (const auto& line : errors)
       std::fprintf(check_only ? stdout : stderr, "%s\n", line.c_str());
     return 1;
+  }
+  if (const auto warning = descriptor_warning(*loaded->policy, descriptor_limit);
+      !warning.empty()) {
+    if (check_only) {
+      std::fprintf(stderr, "warning: %s\n", warning.c_str());  // still OK
+    } else {
+      emit_event(R"({"event":"warning","message":)" + json_string(warning) + "}",
+                 config::LogLevel::warn);
+    }
   }
   if (check_only) {
     std::puts("OK");

@@ -104,6 +104,7 @@ asio::awaitable<void> serve(upstream::ClientSide client, const ListenerContext& 
   if (path == "/metrics") {
     auto& metrics = context.metrics;
     metrics.log_lines_dropped(obs::Logs::dropped_lines());
+    metrics.sync_log_write_errors();
     if (context.state) {
       const auto sizes = context.state->mirror().sizes();
       metrics.state.mirror_size(sizes.revocations, sizes.cutoffs, sizes.bans);

@@ -16,6 +16,20 @@ thread_local std::vector<std::unique_ptr<Exchange>> free_exchanges;
 
 }  // namespace
 
+std::unique_ptr<Exchange> take_exchange() {
+  if (free_exchanges.empty()) return std::make_unique<Exchange>();
+  auto exchange = std::move(free_exchanges.back());
+  free_exchanges.pop_back();
+  return exchange;
+}
+
+void give_exchange(std::unique_ptr<Exchange> exchange) {
+  // A large body's buffer goes back to the allocator; a pooled exchange keeps at most
+  // kBodyReserveBytes, so one big upload does not pin its memory for the thread's life.
+  if (exchange->body.capacity() > kBodyReserveBytes) std::string().swap(exchange->body);
+  if (free_exchanges.size() < kMaxPooledExchanges) free_exchanges.push_back(std::move(exchange));
+}
+
 void close_if_idle(ClientConnection* connection) {
   connection->close_if_idle();
 }
@@ -178,21 +192,11 @@ void ClientConnection::release_buffers() {
   }
   if (io_) worker_.buffers.give(std::move(io_), kIoBufferBytes);
   io_size_ = 0;
-  if (ex_ && in_size_ == 0) {
-    if (ex_->body.capacity() > kBodyReserveBytes) std::string().swap(ex_->body);
-    if (free_exchanges.size() < kMaxPooledExchanges) free_exchanges.push_back(std::move(ex_));
-    ex_.reset();
-  }
+  if (ex_ && in_size_ == 0) give_exchange(std::move(ex_));
 }
 
 void ClientConnection::ensure_exchange() {
-  if (ex_) return;
-  if (free_exchanges.empty()) {
-    ex_ = std::make_unique<Exchange>();
-  } else {
-    ex_ = std::move(free_exchanges.back());
-    free_exchanges.pop_back();
-  }
+  if (!ex_) ex_ = take_exchange();
 }
 
 void ClientConnection::consume_input(std::size_t bytes) {

@@ -61,6 +61,11 @@ struct Exchange : upstream::Exchange {
   http::RequestParser parser{http::HeadLimits{}};
 };
 
+// The calling thread's pool of exchanges: a request borrows one and gives it back when its
+// connection goes idle. Given back, an exchange keeps at most kBodyReserveBytes of body capacity.
+std::unique_ptr<Exchange> take_exchange();
+void give_exchange(std::unique_ptr<Exchange> exchange);
+
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
  public:
   ClientConnection(Worker& worker, tcp::socket socket, const core::IpAddress& peer,

@@ -1,6 +1,7 @@
 #include "portcullis/obs/logs.hpp"
 
 #include "portcullis/core/errors.hpp"
+#include "portcullis/obs/log_writer.hpp"
 
 #include <spdlog/async.h>
 #include <spdlog/sinks/base_sink.h>
@@ -20,10 +21,14 @@ constexpr std::size_t kQueueLines = 8192;  // about 3 MiB, preallocated
 // lines may be dropped under overload (and are counted); a refusal, ban or revocation may not.
 constexpr std::size_t kSecurityQueueLines = 65536;
 
-// A file sink that can reopen its file, so log rotation by rename + SIGUSR1 works.
+// A file sink that can reopen its file, so log rotation by rename + SIGUSR1 works. Each line is
+// written and flushed at once; failed writes are counted (LineWriter).
 class ReopenableFileSink : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit ReopenableFileSink(std::string path) : path_(std::move(path)) { open(); }
+  ReopenableFileSink(std::string path, LogKind kind)
+      : path_(std::move(path)), writer_(kind, path_) {
+    open();
+  }
   ~ReopenableFileSink() override {
     if (file_) std::fclose(file_);
   }
@@ -35,34 +40,32 @@ class ReopenableFileSink : public spdlog::sinks::base_sink<std::mutex> {
 
  protected:
   void sink_it_(const spdlog::details::log_msg& message) override {
-    if (!file_) return;
-    std::fwrite(message.payload.data(), 1, message.payload.size(), file_);
-    std::fputc('\n', file_);
+    writer_.write(file_, std::string_view(message.payload.data(), message.payload.size()));
   }
-  void flush_() override {
-    if (file_) std::fflush(file_);
-  }
+  void flush_() override {}  // every line is flushed as it is written
 
  private:
   void open() { file_ = std::fopen(path_.c_str(), "a"); }
   std::string path_;
+  LineWriter writer_;
   std::FILE* file_ = nullptr;
 };
 
 // Writes the payload only: the line is already complete JSON.
 class RawStreamSink : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit RawStreamSink(std::FILE* stream) : stream_(stream) {}
+  RawStreamSink(std::FILE* stream, std::string name, LogKind kind)
+      : stream_(stream), writer_(kind, std::move(name)) {}
 
  protected:
   void sink_it_(const spdlog::details::log_msg& message) override {
-    std::fwrite(message.payload.data(), 1, message.payload.size(), stream_);
-    std::fputc('\n', stream_);
+    writer_.write(stream_, std::string_view(message.payload.data(), message.payload.size()));
   }
-  void flush_() override { std::fflush(stream_); }
+  void flush_() override {}  // every line is flushed as it is written
 
  private:
   std::FILE* stream_;
+  LineWriter writer_;
 };
 
 std::shared_ptr<spdlog::details::thread_pool> shared_pool() {
@@ -81,16 +84,17 @@ std::shared_ptr<spdlog::details::thread_pool> security_pool() {
   return pool;
 }
 
-std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& target,
-                                            bool never_drop) {
+std::shared_ptr<spdlog::logger> make_logger(LogKind kind, const std::string& target) {
   if (target == "off") return nullptr;
+  const bool never_drop = kind == LogKind::security;
+  const std::string name(to_string(kind));
   spdlog::sink_ptr sink;
   if (target == "stdout") {
-    sink = std::make_shared<RawStreamSink>(stdout);
+    sink = std::make_shared<RawStreamSink>(stdout, target, kind);
   } else if (target == "stderr") {
-    sink = std::make_shared<RawStreamSink>(stderr);
+    sink = std::make_shared<RawStreamSink>(stderr, target, kind);
   } else {
-    sink = std::make_shared<ReopenableFileSink>(target);
+    sink = std::make_shared<ReopenableFileSink>(target, kind);
   }
   auto logger = std::make_shared<spdlog::async_logger>(
       name, sink, never_drop ? security_pool() : shared_pool(),
@@ -187,8 +191,8 @@ void append_utc_timestamp(std::string& out, std::chrono::system_clock::time_poin
 
 Logs::Logs(const config::LoggingSettings& settings)
     : settings_(settings),
-      access_(make_logger("access", settings.access_log, false)),
-      security_(make_logger("security", settings.security_log, true)) {}
+      access_(make_logger(LogKind::access, settings.access_log)),
+      security_(make_logger(LogKind::security, settings.security_log)) {}
 
 Logs::~Logs() {
   flush();

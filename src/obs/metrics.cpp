@@ -84,6 +84,15 @@ Metrics::Metrics(std::string_view version, std::string_view openssl, std::string
                       .Help("Log lines dropped because the log queue was full")
                       .Register(registry)
                       .Add({});
+  auto& write_errors =
+      prometheus::BuildCounter()
+          .Name("portcullis_log_write_errors_total")
+          .Help("Log lines whose write or flush failed (disk full, I/O error), by log")
+          .Register(registry);
+  for (const auto kind : {LogKind::access, LogKind::security}) {
+    log_write_errors_[static_cast<std::size_t>(kind)] =
+        &write_errors.Add({{"log", std::string(to_string(kind))}});
+  }
   auto& jwt = prometheus::BuildCounter()
                   .Name("portcullis_jwt_verifications_total")
                   .Help("JWT checks on authenticated routes, by result (ok or the reason code)")
@@ -146,6 +155,18 @@ void Metrics::log_lines_dropped(std::uint64_t total) {
   if (total > log_dropped_seen_) {
     log_dropped_->Increment(static_cast<double>(total - log_dropped_seen_));
     log_dropped_seen_ = total;
+  }
+}
+
+void Metrics::sync_log_write_errors() {
+  std::lock_guard lock(log_dropped_mutex_);
+  for (const auto kind : {LogKind::access, LogKind::security}) {
+    const auto i = static_cast<std::size_t>(kind);
+    const std::uint64_t total = log_write_errors(kind);
+    if (total > log_write_errors_seen_[i]) {
+      log_write_errors_[i]->Increment(static_cast<double>(total - log_write_errors_seen_[i]));
+      log_write_errors_seen_[i] = total;
+    }
   }
 }
 

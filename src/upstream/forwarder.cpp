@@ -263,10 +263,14 @@ asio::awaitable<bool> Forwarder::send_request(bool dechunked, Failure& failure,
 // ---- the request body --------------------------------------------------------------------------
 
 // The next piece of a request body (at most `want` bytes, into the io buffer) under the body
-// deadline. 0 when the client failed or went silent (then answered 408); `client_broken` is then
-// set.
+// deadlines. 0 when the client failed, went silent or ran out of time (then answered 408, and the
+// caller drops the upstream connection with the partial body); `client_broken` is then set.
 asio::awaitable<std::size_t> Forwarder::read_request_body(std::size_t want, bool& client_broken) {
-  client_.deadline.set(io::Phase::body, client_.policy.server.limits.body_timeout);
+  if (!set_body_read_deadline(client_)) {
+    client_broken = true;
+    co_await send_local(408, Reason::body_timeout, true);
+    co_return 0;
+  }
   error_code ec;
   const auto n = co_await client_.stream.read_some(std::span(buffer(), want), ec);
   if (!ec) co_return n;
@@ -279,6 +283,7 @@ asio::awaitable<std::size_t> Forwarder::read_request_body(std::size_t want, bool
 // The rest of a Content-Length body, from the client to the upstream through the io buffer.
 asio::awaitable<bool> Forwarder::stream_request_body(std::uint64_t remaining, Failure& failure,
                                                      bool& client_broken) {
+  start_body_deadline(client_, ex_.head.content_length);
   while (remaining > 0) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kIoBufferBytes));
     const std::size_t n = co_await read_request_body(want, client_broken);
@@ -299,6 +304,7 @@ asio::awaitable<bool> Forwarder::stream_request_body(std::uint64_t remaining, Fa
 asio::awaitable<bool> Forwarder::stream_chunked_request(std::string_view buffered,
                                                         std::size_t& consumed, Failure& failure,
                                                         bool& client_broken) {
+  start_body_deadline(client_, ex_.body_limit);
   ex_.chunked.reset();
   std::string_view input = buffered;
   bool from_in = true;

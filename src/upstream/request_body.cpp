@@ -11,10 +11,28 @@ using http::BodyFraming;
 
 }  // namespace
 
+void start_body_deadline(const ClientSide& client, std::uint64_t announced_bytes) {
+  const std::uint64_t bytes = std::min(announced_bytes, config::kMaxBodyBytes);
+  const auto allowance = std::chrono::seconds(bytes / kBodyMinBytesPerSecond);
+  client.ex.body_deadline =
+      io::coarse_now() + 2 * client.policy.server.limits.body_timeout + allowance;
+}
+
+bool set_body_read_deadline(const ClientSide& client) {
+  const auto now = io::coarse_now();
+  if (now >= client.ex.body_deadline) {
+    client.deadline.phase = io::Phase::body;
+    client.deadline.expired = io::Phase::body;
+    return false;
+  }
+  const auto left = std::chrono::duration_cast<config::Duration>(client.ex.body_deadline - now);
+  client.deadline.set(io::Phase::body, std::min(client.policy.server.limits.body_timeout, left));
+  return true;
+}
+
 asio::awaitable<int> read_body(ClientSide client, std::uint64_t limit, Reason& reason) {
   Exchange& ex = client.ex;
   const std::size_t head_bytes = ex.head_bytes;
-  const auto& limits = client.policy.server.limits;
   const auto& head = ex.head;
   ex.body.clear();
   ex.body_consumed = 0;
@@ -22,11 +40,16 @@ asio::awaitable<int> read_body(ClientSide client, std::uint64_t limit, Reason& r
     const std::string_view piece = kContinue;
     if (co_await client.write(std::span(&piece, 1))) co_return -1;
   }
+  start_body_deadline(client,
+                      head.framing == BodyFraming::content_length ? head.content_length : limit);
   std::string_view input = client.input.substr(head_bytes);
   bool from_in = true;
   const auto read_more = [&]() -> asio::awaitable<int> {
     char* buffer = client.ensure_io_buffer();
-    client.deadline.set(io::Phase::body, limits.body_timeout);
+    if (!set_body_read_deadline(client)) {
+      reason = Reason::body_timeout;
+      co_return 408;
+    }
     error_code ec;
     const auto n = co_await client.stream.read_some(std::span(buffer, kIoBufferBytes), ec);
     if (ec) {

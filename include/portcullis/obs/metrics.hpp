@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "portcullis/core/reason.hpp"
+#include "portcullis/obs/log_writer.hpp"
 #include "portcullis/obs/state_metrics.hpp"
 
 namespace portcullis::obs {
@@ -55,6 +56,8 @@ class Metrics {
   void config_reload(bool ok) { (ok ? reload_ok_ : reload_refused_)->Increment(); }
   // Brings portcullis_log_lines_dropped_total up to `total` (the log queue's overrun count).
   void log_lines_dropped(std::uint64_t total);
+  // Brings portcullis_log_write_errors_total{log} up to what log_write_errors() counts.
+  void sync_log_write_errors();
   // A JWT check: its result ("ok" or a jwt_* reason) and whether the token cache answered.
   void jwt_verification(core::Reason reason, bool cache_hit) {
     jwt_results_[static_cast<std::size_t>(reason)]->Increment();
@@ -87,6 +90,8 @@ class Metrics {
   prometheus::Counter* log_dropped_;
   std::mutex log_dropped_mutex_;
   std::uint64_t log_dropped_seen_ = 0;
+  std::array<prometheus::Counter*, kLogKinds> log_write_errors_{};
+  std::array<std::uint64_t, kLogKinds> log_write_errors_seen_{};
   std::array<prometheus::Counter*, core::kReasonCount> jwt_results_{};
   prometheus::Counter* jwt_cache_hits_;
   prometheus::Counter* jwt_cache_misses_;

@@ -36,6 +36,11 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // At most this much of a body is reserved ahead of its arrival, and a pooled exchange keeps at
 // most this much body capacity between requests.
 constexpr std::size_t kBodyReserveBytes = 64 * 1024;
+// A whole request body must arrive within twice body_timeout plus one second per this many
+// bytes it announces (a chunked body: the route's body limit). body_timeout alone bounds only
+// the pauses, so a body trickled just faster than that would otherwise hold its connection (and
+// an upstream connection) for as long as its length lasts.
+constexpr std::uint64_t kBodyMinBytesPerSecond = 16 * 1024;
 
 // The request in progress: its RequestCtx (what the phases see), the body reading state the
 // connection loop hands over, and the working state of the exchange with the upstream. The
@@ -46,7 +51,8 @@ struct Exchange : filters::RequestCtx {
   std::uint64_t body_limit = 0;  // the route's body limit (validate.max_body_bytes or server's)
   std::string body;              // a body read whole for validation
   bool body_buffered = false;
-  std::size_t body_consumed = 0;  // input bytes that body took (after the head)
+  std::size_t body_consumed = 0;        // input bytes that body took (after the head)
+  io::Clock::time_point body_deadline;  // the whole body's deadline, once its reading started
   // ---- filled by both ----
   std::size_t consume_after = 0;  // input bytes the current request used; dropped at its end
   std::string pipelined_tail;     // bytes of the next request read while reading this one's body
@@ -99,6 +105,14 @@ struct ClientSide {
 asio::awaitable<bool> send_local(ClientSide client, int status, core::Reason reason, bool close,
                                  std::span<const filters::ExtraHeader> extra = {},
                                  std::string_view body = {});
+
+// Starts the whole body's deadline (see kBodyMinBytesPerSecond) for a body announcing
+// `announced_bytes`.
+void start_body_deadline(const ClientSide& client, std::uint64_t announced_bytes);
+
+// Arms the deadline of the next body read: body_timeout (a stall), or less when the whole body's
+// deadline comes first. False, with the body phase marked expired, once that has passed.
+bool set_body_read_deadline(const ClientSide& client);
 
 // Reads the request body whole into client.ex.body (a chunked one decoded, within `limit`; a
 // Content-Length one already checked against its limit), sending 100 Continue first when the
