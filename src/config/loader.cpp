@@ -19,11 +19,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// What yaml-cpp may allocate to build the tree of a text of `bytes`: a fixed allowance plus 40
-// times the text (its nodes cost about 12 times a list of short scalars; allocations are counted
-// when made, not net of frees).
+// What yaml-cpp may allocate to build the tree of a text of `bytes`: a fixed allowance plus 16
+// times the text, so that no file costs the process more than about 20 times its size. A node
+// costs yaml-cpp several hundred bytes, so only a file of tens of thousands of very short
+// entries reaches it; allocations are counted when made, not net of frees.
 std::size_t yaml_tree_budget(std::size_t bytes) {
-  return (std::size_t{64} << 20) + 40 * bytes;
+  return (std::size_t{64} << 20) + 16 * bytes;
 }
 
 Policy load(Reader& reader, const std::string& text, std::string source_file,
@@ -63,7 +64,8 @@ Policy load(Reader& reader, const std::string& text, std::string source_file,
     documents.clear();
     reader.error(YAML::Mark(), "the YAML parser needed more than " +
                                    std::to_string(yaml_budget >> 10) +
-                                   " KiB for this file; refused");
+                                   " KiB for this file (64 MiB and 16 times its size): too many "
+                                   "entries for one policy; refused");
     throw PolicyError(reader.take_errors());
   }
   if (documents.size() > 1) {

@@ -41,7 +41,7 @@ Policy load_policy(const std::filesystem::path& file, std::vector<Diagnostic>* w
 
 // Same, from text already in memory; `file` names it in diagnostics and anchors relative paths.
 // `yaml_budget` caps the bytes the YAML library may allocate to build the text's tree (0: the
-// default, 64 MiB plus 40 times the text); over it, the load is refused with a diagnostic.
+// default, 64 MiB plus 16 times the text); over it, the load is refused with a diagnostic.
 Policy load_policy_text(const std::string& yaml_text, const std::filesystem::path& file,
                         std::vector<Diagnostic>* warnings = nullptr, std::size_t yaml_budget = 0);
 

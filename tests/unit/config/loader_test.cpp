@@ -54,7 +54,7 @@ TEST_F(LoaderTest, AYamlTreeOverItsAllocationBudgetIsRefusedWithItsFile) {
                 AllOf(StartsWith((dir_ / "policy.yaml").string() + ":1:1: "),
                       HasSubstr("needed more than 2 KiB")));
   }
-  // The default budget (64 MiB and 40 times the text) leaves the same policy alone, and the cap
+  // The default budget (64 MiB and 16 times the text) leaves the same policy alone, and the cap
   // ends with the YAML tree: what follows allocates freely.
   EXPECT_NO_THROW(load(kMinimal));
   EXPECT_NO_THROW(
