@@ -163,6 +163,23 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Signals are taken synchronously by this thread (sigwait below). They are blocked before the
+  // policy is loaded, because loading starts threads (logs, the state backend) that inherit this
+  // mask: a thread with them unblocked would take a SIGHUP or SIGTERM that arrives while this
+  // thread is not in sigwait (right after start, or during a reload) and die of it, with the
+  // whole process. --check stays interruptible. A peer that closes while we write must be an
+  // error value, not a process-killing SIGPIPE.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
+  if (!check_only) {
+    std::signal(SIGPIPE, SIG_IGN);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  }
+
   const core::DescriptorLimit descriptor_limit = core::raise_descriptor_limit();
   net::Services services(PORTCULLIS_VERSION);
   services.make_redis_backend = [&services](const config::StateSettings& settings,
@@ -189,17 +206,6 @@ int main(int argc, char** argv) {
     std::puts("OK");
     return 0;
   }
-
-  // Signals are taken synchronously by this thread; workers never see them. A peer that closes
-  // while we write must be an error value, not a process-killing SIGPIPE.
-  std::signal(SIGPIPE, SIG_IGN);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGHUP);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   event_threshold = static_cast<int>(loaded->policy->logging.level);
   net::Server server(loaded->runtime, services, [](const std::string& json) { emit_event(json); });
@@ -239,6 +245,12 @@ int main(int argc, char** argv) {
       event_threshold = static_cast<int>(reloaded->policy->logging.level);
       server.reload(reloaded->runtime);
       emit_event(R"({"event":"reload","result":"ok"})");
+      // A reload may raise max_connections past what the descriptor limit allows.
+      if (const auto warning = descriptor_warning(*reloaded->policy, descriptor_limit);
+          !warning.empty()) {
+        emit_event(R"({"event":"warning","message":)" + json_string(warning) + "}",
+                   config::LogLevel::warn);
+      }
       reloaded->runtime->logs->security_event(R"("event":"reload","result":"ok")");
       continue;
     }

@@ -75,6 +75,20 @@ def test_raised_soft_limit_still_short_names_the_hard_limit(tmp_path, certs, ups
         gw.stop()
 
 
+def test_a_reload_that_raises_max_connections_past_the_limit_warns(tmp_path, certs, upstream):
+    gw = harness.Gateway(policy(certs, upstream, 1000), binary=limited_binary(tmp_path, 4096, 4096))
+    try:
+        assert not [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+        gw.reload(policy(certs, upstream, 10000))
+        harness.wait_until(lambda: [w for w in warnings(gw) if "RLIMIT_NOFILE" in w],
+                           message="no descriptor warning after the reload")
+        [warning] = [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+        assert "is 4096," in warning and "20070" in warning, warning
+        assert gw.process.poll() is None
+    finally:
+        gw.stop()
+
+
 def test_check_prints_the_warning_and_still_passes(tmp_path, certs, upstream):
     path = tmp_path / "policy.yaml"
     path.write_text(to_yaml(policy(certs, upstream, 10000)))

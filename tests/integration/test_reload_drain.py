@@ -222,6 +222,24 @@ def read_json_lines(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def test_signals_at_any_moment_never_kill_the_gateway(gateway_factory, certs, upstream):
+    """A SIGHUP the moment the gateway is ready, and a burst of them while reloads are running,
+    are all taken as reloads: no thread of the process may take one with its default action
+    (process termination)."""
+    for attempt in range(5):
+        gw = gateway_factory(policy(certs, upstream, 1))
+        gw.write_policy(policy(certs, upstream, 2))
+        os.kill(gw.process.pid, signal.SIGHUP)  # right after the ready event
+        wait_until(lambda: events(gw, "reload", result="ok"), 10, message="first reload")
+        for generation in range(3, 8):
+            gw.write_policy(policy(certs, upstream, generation))
+            os.kill(gw.process.pid, signal.SIGHUP)
+        wait_until(lambda: request(gw.tls_port, "GET", "/api/x").header(
+            "X-Policy-Generation") == "7", 10, message="the last reload")
+        assert gw.process.poll() is None, f"attempt {attempt}: the gateway died"
+        gw.stop()
+
+
 def test_sigusr1_reopens_access_log(gateway_factory, certs, upstream, tmp_path):
     path = str(tmp_path / "access.log")
     rotated = path + ".1"
