@@ -121,15 +121,17 @@ std::optional<Loaded> load(const std::string& path, net::Services& services,
   return std::nullopt;
 }
 
-// The warning when the descriptor limit is below what the policy's max_connections may need.
-std::string descriptor_warning(const config::Policy& policy, core::DescriptorLimit limit) {
+// Raises the descriptor limit towards what the policy's max_connections may need, and returns
+// the warning to give when it stays below (empty when it does not).
+std::string fit_descriptor_limit(const config::Policy& policy) {
   const std::uint64_t workers = policy.server.workers
                                     ? policy.server.workers
                                     : std::max(1u, std::thread::hardware_concurrency());
   const std::uint64_t max_connections = policy.server.limits.max_connections;
   const std::uint64_t needed =
       core::descriptors_needed(max_connections, workers, policy.server.listen.size() + 1);
-  return core::descriptor_limit_warning(max_connections, needed, limit);
+  return core::descriptor_limit_warning(max_connections, needed,
+                                        core::raise_descriptor_limit(needed));
 }
 
 }  // namespace
@@ -180,7 +182,6 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   }
 
-  const core::DescriptorLimit descriptor_limit = core::raise_descriptor_limit();
   net::Services services(PORTCULLIS_VERSION);
   services.make_redis_backend = [&services](const config::StateSettings& settings,
                                             const core::Clock& clock) {
@@ -193,8 +194,7 @@ int main(int argc, char** argv) {
       std::fprintf(check_only ? stdout : stderr, "%s\n", line.c_str());
     return 1;
   }
-  if (const auto warning = descriptor_warning(*loaded->policy, descriptor_limit);
-      !warning.empty()) {
+  if (const auto warning = fit_descriptor_limit(*loaded->policy); !warning.empty()) {
     if (check_only) {
       std::fprintf(stderr, "warning: %s\n", warning.c_str());  // still OK
     } else {
@@ -246,8 +246,7 @@ int main(int argc, char** argv) {
       server.reload(reloaded->runtime);
       emit_event(R"({"event":"reload","result":"ok"})");
       // A reload may raise max_connections past what the descriptor limit allows.
-      if (const auto warning = descriptor_warning(*reloaded->policy, descriptor_limit);
-          !warning.empty()) {
+      if (const auto warning = fit_descriptor_limit(*reloaded->policy); !warning.empty()) {
         emit_event(R"({"event":"warning","message":)" + json_string(warning) + "}",
                    config::LogLevel::warn);
       }

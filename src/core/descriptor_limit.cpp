@@ -2,20 +2,34 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <fstream>
 
 namespace portcullis::core {
 
-DescriptorLimit raise_descriptor_limit() {
+namespace {
+
+// The kernel's ceiling for descriptors (fs.nr_open); `fallback` when it cannot be read.
+rlim_t descriptor_ceiling(rlim_t fallback) {
+  std::ifstream nr_open("/proc/sys/fs/nr_open");
+  std::uint64_t ceiling = 0;
+  return nr_open >> ceiling && ceiling > 0 ? static_cast<rlim_t>(ceiling) : fallback;
+}
+
+}  // namespace
+
+DescriptorLimit raise_descriptor_limit(std::uint64_t wanted) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return {};
-  rlim_t target = limit.rlim_max;
-  if (target == RLIM_INFINITY) {
-    // The kernel refuses an unlimited soft limit for descriptors; nr_open is its ceiling.
-    std::ifstream nr_open("/proc/sys/fs/nr_open");
-    std::uint64_t ceiling = 0;
-    target = nr_open >> ceiling && ceiling > 0 ? static_cast<rlim_t>(ceiling) : limit.rlim_cur;
+  // The kernel refuses an unlimited soft limit for descriptors; nr_open is its ceiling.
+  const rlim_t ceiling = descriptor_ceiling(limit.rlim_cur);
+  if (limit.rlim_max != RLIM_INFINITY && wanted > limit.rlim_max) {
+    // Only a privileged process may raise its hard limit; otherwise this fails and changes nothing.
+    const rlim_t target = std::min(static_cast<rlim_t>(wanted), ceiling);
+    rlimit raised{target, std::max(target, limit.rlim_max)};
+    if (target > limit.rlim_max && setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
   }
+  const rlim_t target = limit.rlim_max == RLIM_INFINITY ? ceiling : limit.rlim_max;
   if (target > limit.rlim_cur) {
     rlimit raised = limit;
     raised.rlim_cur = target;

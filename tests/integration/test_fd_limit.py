@@ -12,13 +12,18 @@ import harness
 from harness import base_policy, request, to_yaml
 
 PRLIMIT = "/usr/bin/prlimit"
-pytestmark = pytest.mark.skipif(not os.path.exists(PRLIMIT), reason="prlimit (util-linux) missing")
+SETPRIV = "/usr/bin/setpriv"
+pytestmark = pytest.mark.skipif(not (os.path.exists(PRLIMIT) and os.path.exists(SETPRIV)),
+                                reason="prlimit and setpriv (util-linux) missing")
 
 
-def limited_binary(tmp_path, soft, hard):
-    """A wrapper that starts portcullis under RLIMIT_NOFILE soft:hard."""
+def limited_binary(tmp_path, soft, hard, privileged=False):
+    """A wrapper that starts portcullis under RLIMIT_NOFILE soft:hard, without the privilege to
+    raise its hard limit (CAP_SYS_RESOURCE dropped, as for an unprivileged user) unless
+    `privileged`."""
     wrapper = tmp_path / "portcullis-limited"
-    wrapper.write_text(f'#!/bin/sh\nexec {PRLIMIT} --nofile={soft}:{hard} '
+    drop = "" if privileged else f"{SETPRIV} --bounding-set -sys_resource --inh-caps -sys_resource "
+    wrapper.write_text(f'#!/bin/sh\nexec {drop}{PRLIMIT} --nofile={soft}:{hard} '
                        f'"{harness.portcullis_bin()}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return str(wrapper)
@@ -60,6 +65,28 @@ def test_soft_limit_is_raised_to_the_hard_limit(tmp_path, certs, upstream):
     gw = harness.Gateway(policy(certs, upstream, 1000), binary=limited_binary(tmp_path, 256, 4096))
     try:
         assert open_files_limits(gw.process.pid) == (4096, 4096)
+        assert not [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+    finally:
+        gw.stop()
+
+
+def may_raise_hard_limits():
+    """CAP_SYS_RESOURCE (bit 24) in this process's effective set: what the gateway needs to raise
+    its hard limit (root in a container may lack it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
+
+
+@pytest.mark.skipif(not may_raise_hard_limits(), reason="raising a hard limit needs CAP_SYS_RESOURCE")
+def test_a_privileged_gateway_raises_its_hard_limit_to_what_it_needs(tmp_path, certs, upstream):
+    gw = harness.Gateway(policy(certs, upstream, 10000),
+                         binary=limited_binary(tmp_path, 256, 256, privileged=True))
+    try:
+        # 2 x 10000 + 1 worker x (1 listener + admin + 4) + 64
+        assert open_files_limits(gw.process.pid) == (20070, 20070)
         assert not [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
     finally:
         gw.stop()

@@ -1,7 +1,7 @@
 #pragma once
-// File descriptors: at start the process raises its soft RLIMIT_NOFILE to the hard limit, and
-// warns when even that is below what server.limits.max_connections may need, so a gateway started
-// from a shell with the usual 1024 says so instead of failing accepts under load.
+// File descriptors: at start and on each reload the process raises RLIMIT_NOFILE as far as it may
+// towards what server.limits.max_connections may need, and warns when it stays below, so a
+// gateway started from a shell with the usual 1024 says so instead of failing accepts under load.
 
 #include <cstdint>
 #include <string>
@@ -13,9 +13,11 @@ struct DescriptorLimit {
   std::uint64_t hard = 0;
 };
 
-// Raises the soft RLIMIT_NOFILE to the hard limit (to fs.nr_open when the hard limit is
-// unlimited) and returns the limits in force afterwards; unchanged when the kernel refuses.
-DescriptorLimit raise_descriptor_limit();
+// Raises RLIMIT_NOFILE towards `wanted`: the soft limit to the hard limit, and with the
+// privilege to (CAP_SYS_RESOURCE, e.g. started as root) both up to `wanted` when the hard limit
+// is lower (never past fs.nr_open), as nginx's worker_rlimit_nofile does. Returns the limits in
+// force afterwards; unchanged when the kernel refuses.
+DescriptorLimit raise_descriptor_limit(std::uint64_t wanted = 0);
 
 // Descriptors a process may need at max_connections: two per connection (the client's and an
 // upstream connection), plus per worker its listening sockets and event descriptors, plus a
