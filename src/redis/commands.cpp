@@ -1,5 +1,7 @@
 #include "portcullis/redis/commands.hpp"
 
+#include <openssl/evp.h>
+
 #include <charconv>
 #include <cstdint>
 
@@ -66,6 +68,20 @@ std::pair<std::uint64_t, std::uint64_t> split_id(std::string_view id) {
 }
 
 }  // namespace
+
+std::string script_sha1(std::string_view script) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(script.data(), script.size(), digest, &length, EVP_sha1(), nullptr);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string text;
+  text.reserve(2 * length);
+  for (unsigned int i = 0; i < length; ++i) {
+    text += kDigits[digest[i] >> 4];
+    text += kDigits[digest[i] & 15];
+  }
+  return text;
+}
 
 int compare_stream_ids(std::string_view a, std::string_view b) {
   const auto left = split_id(a);

@@ -1,9 +1,7 @@
 #include "portcullis/redis/gcra.hpp"
 
-#include <openssl/evp.h>
 
-#include <array>
-
+#include "portcullis/redis/commands.hpp"
 #include "portcullis/redis/connection.hpp"
 
 namespace portcullis::redis {
@@ -55,18 +53,7 @@ return out
 )lua";
 
 const std::string& gcra_script_sha1() {
-  static const std::string hex = [] {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    EVP_Digest(kGcraScript.data(), kGcraScript.size(), digest.data(), &length, EVP_sha1(), nullptr);
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string text;
-    for (unsigned int i = 0; i < length; ++i) {
-      text += kDigits[digest[i] >> 4];
-      text += kDigits[digest[i] & 15];
-    }
-    return text;
-  }();
+  static const std::string hex = script_sha1(kGcraScript);
   return hex;
 }
 

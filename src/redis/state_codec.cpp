@@ -1,9 +1,8 @@
 #include "state_codec.hpp"
 
-#include <openssl/evp.h>
-
 #include <charconv>
 
+#include "portcullis/redis/commands.hpp"
 #include "portcullis/redis/state_backend.hpp"
 
 namespace portcullis::redis {
@@ -29,18 +28,7 @@ return 1
 )lua";
 
 const std::string& write_script_sha1() {
-  static const std::string hex = [] {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_Digest(kWriteScript.data(), kWriteScript.size(), digest, &length, EVP_sha1(), nullptr);
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string text;
-    for (unsigned int i = 0; i < length; ++i) {
-      text += kDigits[digest[i] >> 4];
-      text += kDigits[digest[i] & 15];
-    }
-    return text;
-  }();
+  static const std::string hex = script_sha1(kWriteScript);
   return hex;
 }
 

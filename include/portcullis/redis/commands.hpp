@@ -31,6 +31,9 @@ std::optional<bool> parse_aof_enabled(std::string_view info);
 // it could not be asked (not connected, no such field).
 boost::asio::awaitable<std::optional<bool>> aof_enabled(Connection& connection);
 
+// The lower-case hex SHA1 by which EVALSHA names `script` (what SCRIPT LOAD answers).
+std::string script_sha1(std::string_view script);
+
 // Stream ids ("1700000000000-0") compared as (milliseconds, sequence): <0, 0, >0. Malformed ids
 // compare as 0-0.
 int compare_stream_ids(std::string_view a, std::string_view b);
