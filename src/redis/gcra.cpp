@@ -1,6 +1,5 @@
 #include "portcullis/redis/gcra.hpp"
 
-
 #include "portcullis/redis/commands.hpp"
 #include "portcullis/redis/connection.hpp"
 
