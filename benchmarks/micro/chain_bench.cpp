@@ -60,7 +60,7 @@ struct FullRoute {
       policy.rate_limits.push_back(limit);
       route.rate_limits.push_back(policy.rate_limits.size() - 1);
       const filters::LimitRule rule_of_limit{
-          static_cast<std::uint32_t>(policy.rate_limits.size()), limit.name,
+          static_cast<std::uint32_t>(policy.rate_limits.size()), filters::fleet_key_prefix(limit),
           limits::GcraLimit::make(limit.rate, limit.per, limit.burst),
           &metrics.rate_limit(limit.name)};
       (key == config::RateLimitKey::jwt_sub ? chain.user_limits : chain.ip_limits)

@@ -41,8 +41,8 @@ Verdict authenticate(RequestCtx& ctx, const RouteChain& chain, ChainServices& se
   const auto now = services.clock.wall();
   auto verdict =
       chain.auth->gate().authenticate(ctx.head, services.token_cache, now, ctx.token_memo);
-  ctx.subject = verdict.subject;
-  ctx.token_hash = verdict.token_hash;
+  ctx.subject = std::move(verdict.subject);
+  ctx.token_hash = std::move(verdict.token_hash);
   ctx.jwt.checked = true;
   ctx.jwt.cache_hit = verdict.cache_hit;
   ctx.jwt.result = verdict.reason;
@@ -200,15 +200,14 @@ Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool 
   }
   auto& checks = ctx.suspended.checks;
   checks.resize(std::min(rules.size(), limits::kMaxBatchKeys));
+  // The client's part of every key, once: its subject, or its address (an IPv6 one by /64).
+  std::string address;
+  if (!by_subject) address = ctx.client_ip.client_key().to_string();
+  const std::string_view client = by_subject ? std::string_view(ctx.principal->subject) : address;
   for (std::size_t i = 0; i < checks.size(); ++i) {
     const LimitRule& rule = rules[i];
     auto& check = checks[i];
-    check.key.assign(rule.name);
-    if (by_subject) {
-      check.key.append(":sub:").append(ctx.principal->subject);
-    } else {
-      check.key.append(":ip:").append(ctx.client_ip.client_key().to_string());
-    }
+    check.key.assign(rule.fleet_prefix).append(client);
     check.emission_us = rule.limit.emission_us;
     check.burst = rule.limit.burst;
   }
@@ -226,6 +225,10 @@ Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool 
 }
 
 }  // namespace
+
+std::string fleet_key_prefix(const config::RateLimit& limit) {
+  return limit.name + (limit.key == config::RateLimitKey::jwt_sub ? ":sub:" : ":ip:");
+}
 
 std::vector<RequestPhase> phases_for(const config::Route& route, bool has_rules,
                                      const std::vector<config::RateLimit>& limits) {

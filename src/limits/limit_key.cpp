@@ -107,6 +107,11 @@ std::optional<LimitKey> LimitKey::subject(std::uint32_t limit, std::string_view 
   return key;
 }
 
+std::uint64_t hash_text(std::string_view text) {
+  const ProcessKeys& keys = process_keys();
+  return siphash24(keys.hash_seed, keys.subject_k0 ^ keys.subject_k1, text);
+}
+
 std::uint64_t hash_key(const LimitKey& key) {
   std::uint64_t low = 0;
   std::uint64_t high = 0;

@@ -97,7 +97,7 @@ void attach_policy_services(Runtime& runtime, Services& services, bool serving,
     auto& chain = runtime.route_chains[i];
     for (const std::size_t index : route.rate_limits) {
       const auto& limit = policy.rate_limits[index];
-      const filters::LimitRule rule{limit_ids[index], limit.name,
+      const filters::LimitRule rule{limit_ids[index], filters::fleet_key_prefix(limit),
                                     limits::GcraLimit::make(limit.rate, limit.per, limit.burst),
                                     limit_metrics[index], limit.rate};
       (limit.key == config::RateLimitKey::jwt_sub ? chain.user_limits : chain.ip_limits)

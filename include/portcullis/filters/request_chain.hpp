@@ -31,12 +31,16 @@ namespace portcullis::filters {
 
 // One configured rate limit as a route uses it.
 struct LimitRule {
-  std::uint32_t id = 0;  // stable for the limit's name across reloads (keys its budgets)
-  std::string name;      // keys the fleet's shared budgets (ids are this process's own)
+  std::uint32_t id = 0;      // stable for the limit's name across reloads (keys its budgets)
+  std::string fleet_prefix;  // "<name>:ip:" or "<name>:sub:": keys the fleet's shared budgets
+                             // (ids are this process's own); see fleet_key_prefix()
   limits::GcraLimit limit;
   const obs::RateLimitMetrics* metrics = nullptr;
   std::uint64_t rate = 1;  // requests per period, as configured (floors a fleet share)
 };
+
+// The start of a limit's keys in a shared store, fixed at load: its name and key kind.
+std::string fleet_key_prefix(const config::RateLimit& limit);
 
 // One route's compiled chain. The pointers are owned by the runtime the route belongs to.
 struct RouteChain {

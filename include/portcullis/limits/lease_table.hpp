@@ -39,6 +39,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "portcullis/limits/limit_key.hpp"
+
 namespace portcullis::limits {
 
 inline constexpr std::int64_t kLeaseWindowMicros = 50'000;
@@ -100,11 +102,10 @@ class LeaseTable {
     std::int64_t asked_us = 0;    // when it started (a lost ask is forgotten after 1 s)
     std::int64_t forget_after_us = 0;
   };
+  // Seeded per process: the keys (a subject, an address) are chosen by clients.
   struct Hash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view key) const {
-      return std::hash<std::string_view>{}(key);
-    }
+    std::size_t operator()(std::string_view key) const { return hash_text(key); }
   };
   struct Shard {
     mutable std::mutex mutex;

@@ -37,6 +37,10 @@ struct LimitKey {
 // be predicted from outside).
 std::uint64_t hash_key(const LimitKey& key);
 
+// SipHash-2-4 of `text` under the per-process random key: for hash tables keyed by strings a
+// client chooses (a subject, an address), whose buckets must not be predictable from outside.
+std::uint64_t hash_text(std::string_view text);
+
 // SipHash-2-4 of `data` under a 128-bit key (k0, k1): the 64-bit variant of the reference
 // algorithm. Exposed for the test vectors.
 std::uint64_t siphash24(std::uint64_t k0, std::uint64_t k1, std::string_view data);

@@ -102,8 +102,8 @@ class RequestChainTest : public ::testing::Test {
     limit.burst = burst;
     policy_.rate_limits.push_back(limit);
     route_.rate_limits.push_back(policy_.rate_limits.size() - 1);
-    const LimitRule rule{static_cast<std::uint32_t>(policy_.rate_limits.size()), limit.name,
-                         limits::GcraLimit::make(rate, limit.per, burst),
+    const LimitRule rule{static_cast<std::uint32_t>(policy_.rate_limits.size()),
+                         fleet_key_prefix(limit), limits::GcraLimit::make(rate, limit.per, burst),
                          &metrics_.rate_limit(limit.name), rate};
     (key == config::RateLimitKey::jwt_sub ? chain_.user_limits : chain_.ip_limits).push_back(rule);
     chain_.phases = phases_for(route_, true, policy_.rate_limits);
