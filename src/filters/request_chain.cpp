@@ -12,13 +12,6 @@ namespace {
 
 using core::Reason;
 
-std::optional<std::string_view> header_value(const http::RequestHead& head, std::string_view name) {
-  for (const auto& header : head.headers) {
-    if (http::iequals(header.name, name)) return header.value;
-  }
-  return std::nullopt;
-}
-
 Verdict check_request_rules(RequestCtx& ctx, const validate::RequestRules& rules) {
   const auto& head = ctx.head;
   const bool has_body = head.framing != http::BodyFraming::none;
@@ -28,7 +21,7 @@ Verdict check_request_rules(RequestCtx& ctx, const validate::RequestRules& rules
   // "Content-Length: 0" is a body too (an empty one), even though nothing follows the head.
   const auto verdict = refuse_invalid(
       ctx,
-      rules.check_head(header_value(head, "Content-Type"),
+      rules.check_head(http::find_header(head.headers, "Content-Type"),
                        head.declares_body && !has_body ? std::optional<std::uint64_t>(0) : length,
                        head.declares_body));
   ctx.reply.close = true;  // the body, if any, is left unread

@@ -272,7 +272,8 @@ void ClientConnection::begin_request() {
 
 void ClientConnection::assign_request_id(const config::Policy& policy) {
   if (policy.server.request_id.trust_incoming) {
-    const auto incoming = find_header(ex_->head.headers, policy.server.request_id.header);
+    const auto incoming =
+        http::find_header(ex_->head.headers, policy.server.request_id.header).value_or("");
     if (filters::is_acceptable_request_id(incoming)) {
       ex_->request_id.assign(incoming);
       return;

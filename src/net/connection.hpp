@@ -39,14 +39,6 @@ using upstream::kIoBufferBytes;
 // How long an idle keep-alive connection keeps its coroutine before it parks.
 constexpr config::Duration kParkAfter = std::chrono::milliseconds(100);
 
-inline std::string_view find_header(const std::vector<http::Header>& headers,
-                                    std::string_view name) {
-  for (const auto& header : headers) {
-    if (http::iequals(header.name, name)) return header.value;
-  }
-  return {};
-}
-
 inline bool is_trusted_proxy(const config::Policy& policy, const core::IpAddress& peer) {
   for (const auto& cidr : policy.server.trusted_proxies) {
     if (cidr.contains(peer)) return true;

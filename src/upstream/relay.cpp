@@ -13,13 +13,6 @@ namespace {
 using core::Reason;
 using http::BodyFraming;
 
-std::string_view find_header(const std::vector<http::Header>& headers, std::string_view name) {
-  for (const auto& header : headers) {
-    if (http::iequals(header.name, name)) return header.value;
-  }
-  return {};
-}
-
 }  // namespace
 
 // Reads the upstream's response head into the io buffer (interim 1xx responses are skipped).
@@ -84,7 +77,7 @@ asio::awaitable<bool> Forwarder::relay_response(const EndpointRuntime& endpoint)
     // The upstream's error page may leak internals: answer with our own body instead.
     up_.connection->close();
     up_.connection.reset();
-    const auto retry_after = find_header(ex_.response.headers, "Retry-After");
+    const auto retry_after = http::find_header(ex_.response.headers, "Retry-After").value_or("");
     const filters::ExtraHeader extra{"Retry-After", retry_after};
     co_await send_local(ex_.response.status, Reason::upstream_5xx_masked, close,
                         std::span(&extra, retry_after.empty() ? 0 : 1));
@@ -109,7 +102,7 @@ asio::awaitable<bool> Forwarder::relay_response(const EndpointRuntime& endpoint)
       break;
     case BodyFraming::none:
       if (head_request) {
-        const auto length = find_header(ex_.response.headers, "Content-Length");
+        const auto length = http::find_header(ex_.response.headers, "Content-Length").value_or("");
         std::uint64_t value = 0;
         if (!length.empty() &&
             std::all_of(length.begin(), length.end(),

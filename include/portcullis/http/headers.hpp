@@ -2,6 +2,7 @@
 // Header utilities shared by the request and response sides: case-insensitive comparison,
 // comma-separated token lists, and the hop-by-hop set that never crosses the gateway.
 
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -18,6 +19,15 @@ struct Header {
 
 // ASCII case-insensitive equality (header names, tokens, schemes).
 using core::iequals;
+
+// The value of the first header named `name` (case-insensitive); nothing when there is none.
+inline std::optional<std::string_view> find_header(const std::vector<Header>& headers,
+                                                   std::string_view name) {
+  for (const auto& header : headers) {
+    if (iequals(header.name, name)) return header.value;
+  }
+  return std::nullopt;
+}
 
 // True for the fixed hop-by-hop headers of RFC 9110 section 7.6.1 and their legacy companions:
 // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
