@@ -185,7 +185,7 @@ Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool 
     if (const auto until = services.denied->check(std::span(keys.data(), count), now_us)) {
       const auto answer = ctx.refuse(429, Reason::rate_limited);
       if (answer == Verdict::respond) {
-        const auto wait = (*until - now_us + 999'999) / 1'000'000;
+        const auto wait = std::max<std::int64_t>(1, limits::ceil_seconds(*until - now_us));
         refuse_over_limit(ctx, rules.front().limit.burst, 0, wait, wait);
       }
       return answer;

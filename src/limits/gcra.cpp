@@ -6,10 +6,6 @@
 namespace portcullis::limits {
 namespace {
 
-std::int64_t ceil_seconds(std::int64_t micros) {
-  return micros <= 0 ? 0 : (micros + kMicrosPerSecond - 1) / kMicrosPerSecond;
-}
-
 // Which of two results goes into the headers (true when `candidate` should replace `best`).
 bool better_headline(const GcraResult& candidate, const GcraResult& best) {
   if (candidate.allowed != best.allowed) return !candidate.allowed;
@@ -19,6 +15,10 @@ bool better_headline(const GcraResult& candidate, const GcraResult& best) {
 }
 
 }  // namespace
+
+std::int64_t ceil_seconds(std::int64_t micros) {
+  return micros <= 0 ? 0 : (micros + kMicrosPerSecond - 1) / kMicrosPerSecond;
+}
 
 GcraLimit GcraLimit::make(std::uint64_t rate, std::chrono::nanoseconds per, std::uint64_t burst) {
   const auto per_us =

@@ -11,11 +11,8 @@ namespace {
 
 using LimitDecision = state::Backend::LimitDecision;
 
-std::int64_t seconds_up(std::int64_t us) {
-  return (us + 999'999) / 1'000'000;
-}
-
-// The headline: the denying limit with the longest wait, or the tightest passing one.
+// The headline, chosen as the local limiter chooses it (limits/gcra.cpp): the denying limit with
+// the longest wait, or the passing one with the fewest left (ties: the later reset).
 LimitDecision headline(const std::vector<state::Backend::LimitCheck>& checks,
                        const std::vector<LimitPlan>& plans, bool allowed) {
   LimitDecision decision;
@@ -24,18 +21,17 @@ LimitDecision headline(const std::vector<state::Backend::LimitCheck>& checks,
     const auto& outcome = plans[i].outcome;
     const auto& best = plans[decision.deciding].outcome;
     const bool better =
-        allowed ? outcome.remaining < best.remaining
+        allowed ? outcome.remaining < best.remaining ||
+                      (outcome.remaining == best.remaining && outcome.reset_us > best.reset_us)
                 : !outcome.passed && (best.passed || outcome.retry_after_us > best.retry_after_us);
     if (better) decision.deciding = i;
   }
   const auto& chosen = plans[decision.deciding].outcome;
   decision.limit = checks[decision.deciding].burst;
   decision.remaining = chosen.remaining;
-  decision.reset = seconds_up(chosen.reset_us);
+  decision.reset = limits::ceil_seconds(chosen.reset_us);
   decision.retry_after =
-      allowed
-          ? 0
-          : std::max<std::int64_t>(1, seconds_up(std::max<std::int64_t>(0, chosen.retry_after_us)));
+      allowed ? 0 : std::max<std::int64_t>(1, limits::ceil_seconds(chosen.retry_after_us));
   return decision;
 }
 
@@ -94,7 +90,7 @@ bool RedisStateBackend::decide_from_leases(std::span<const LimitCheck> checks,
   ++impl_->leased_decisions;
   const auto outcome = leased_outcome(checks[deciding], fewest);
   decision = LimitDecision{true,   deciding, checks[deciding].burst,
-                           fewest, 0,        seconds_up(outcome.reset_us)};
+                           fewest, 0,        limits::ceil_seconds(outcome.reset_us)};
   return true;
 }
 

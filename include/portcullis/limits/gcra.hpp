@@ -76,6 +76,9 @@ struct GcraResult {
 // One limit against its stored TAT (0 for a key never seen).
 GcraResult gcra_decide(const GcraLimit& limit, std::int64_t now_us, std::int64_t tat);
 
+// Microseconds as whole seconds rounded up (0 for none): how every header states a wait.
+std::int64_t ceil_seconds(std::int64_t micros);
+
 // The result of several limits decided together. `headline` is the result whose figures go into
 // the response headers: when allowed, the limit with the fewest remaining requests (ties: the
 // later reset); when denied, the denying limit with the longest retry_after. `deciding` is its
