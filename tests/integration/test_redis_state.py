@@ -77,6 +77,29 @@ class RedisServer:
                              text=True, timeout=10)
         return out.stdout.strip()
 
+    def stat(self, name, *client_args):
+        """A counter of INFO stats (0 when unreadable); `client_args` authenticate redis-cli or
+        give it the TLS CA."""
+        tls = ["--tls"] if self.tls else []
+        out = subprocess.run(["redis-cli", "-h", "localhost", "-p", str(self.port), *tls,
+                              *client_args, "INFO", "stats"], capture_output=True, text=True,
+                             timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split(":", 1)[1])
+        return 0
+
+    def refused_logins(self, *login):
+        """Failed AUTH attempts the server logged (ACL LOG: entries of reason auth, each with the
+        count of attempts it stands for); `login` authenticates redis-cli itself."""
+        out = subprocess.run(["redis-cli", "-p", str(self.port), *login, "--raw", "ACL", "LOG"],
+                             capture_output=True, text=True, timeout=10).stdout.splitlines()
+        total = 0
+        for i in range(0, len(out) - 3):
+            if out[i] == "count" and out[i + 2] == "reason" and out[i + 3] == "auth":
+                total += int(out[i + 1])
+        return total
+
     def stop(self):
         if self.process and self.process.poll() is None:
             self.kill()
@@ -264,12 +287,13 @@ def test_acl_user_with_a_password_file(certs, core, jwt_keys):
                 "s3cret-pass" not in line for line in gw.stderr_lines() + gw.stdout_lines())
         with open(os.path.join(workdir, "redis.password"), "w") as f:
             f.write("wrong-pass\n")
+        login = ("--user", "gateway", "--pass", "s3cret-pass", "--no-auth-warning")
+        refused_before = server.refused_logins(*login)
         with Gateway(policy, workdir=workdir) as gw:
-            # A wrong password: it must never become ready.
-            deadline = time.monotonic() + 1.5
-            while time.monotonic() < deadline:
-                assert not ready(gw)
-                time.sleep(0.1)
+            # A wrong password: refused by the server (twice: it tried again), never ready.
+            wait_until(lambda: server.refused_logins(*login) >= refused_before + 2,
+                       message="the server refused the gateway's password, twice")
+            assert not ready(gw)
             assert api(gw, token_for(jwt_keys, "other")).status == 503
     finally:
         server.stop()
@@ -288,12 +312,16 @@ def test_rediss_verifies_the_server_certificate(certs, core, jwt_keys):
         finally:
             gw.stop()
         # A CA that did not sign the server's certificate: never ready, JWT routes refused.
+        trusted = ("--cacert", certs.ca)
+        attempts_before = server.stat("total_connections_received", *trusted)
         gw = start_gateway(certs, core, jwt_keys, url, redis={"ca_file": certs.wrong_ca})
         try:
-            deadline = time.monotonic() + 1.5
-            while time.monotonic() < deadline:
-                assert not ready(gw)
-                time.sleep(0.1)
+            # It connects (the server counts each attempt), refuses the certificate, tries again.
+            wait_until(lambda: server.stat("total_connections_received", *trusted)
+                       >= attempts_before + 3,  # two attempts, and this query's own
+                       message="the gateway tried the server twice")
+            assert not ready(gw)
+            assert api(gw, token_for(jwt_keys, "other")).status == 503
         finally:
             gw.stop()
     finally:
