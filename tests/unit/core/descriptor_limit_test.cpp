@@ -1,6 +1,7 @@
 #include "portcullis/core/descriptor_limit.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 namespace portcullis::core {
 namespace {
@@ -25,11 +26,23 @@ TEST(DescriptorLimit, NamesTheHardLimitWhenItIsHigher) {
   EXPECT_NE(warning.find("is 1024 (hard limit 4096)"), std::string::npos) << warning;
 }
 
-TEST(DescriptorLimit, RaisingNeverLowersTheSoftLimit) {
-  const DescriptorLimit limit = raise_descriptor_limit();
-  EXPECT_GT(limit.soft, 0u);
-  EXPECT_LE(limit.soft, limit.hard);
-  EXPECT_EQ(raise_descriptor_limit().soft, limit.soft);  // already at the ceiling
+TEST(DescriptorLimit, RaisesALowSoftLimitToTheHardLimit) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max == RLIM_INFINITY || saved.rlim_max <= 64)
+    GTEST_SKIP() << "no finite hard limit";
+  rlimit low = saved;
+  low.rlim_cur = 64;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  // Asking for no more than the hard limit: the soft limit goes up to it, the hard one stays.
+  const DescriptorLimit raised = raise_descriptor_limit(saved.rlim_max / 2);
+  rlimit now{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_EQ(raised.soft, static_cast<std::uint64_t>(saved.rlim_max));
+  EXPECT_EQ(raised.hard, static_cast<std::uint64_t>(saved.rlim_max));
+  EXPECT_EQ(now.rlim_cur, saved.rlim_max);
+  EXPECT_EQ(raise_descriptor_limit().soft, raised.soft);  // already at the ceiling: unchanged
+  setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 }  // namespace
