@@ -1,5 +1,7 @@
 #include "portcullis/io/stream.hpp"
 
+#include "draining_receive.hpp"
+
 #include <openssl/err.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -170,7 +172,7 @@ asio::awaitable<error_code> Stream::await_input() {
   }
   staged_begin_ = staged_end_ = 0;
   const std::size_t count =
-      co_await socket_.async_read_some(asio::buffer(staged_.get(), kStagedInputBytes),
+      co_await socket_.async_read_some(DrainingReceiveBuffer(staged_.get(), kStagedInputBytes),
                                        asio::redirect_error(asio::use_awaitable, ec));
   if (ec == asio::error::eof) {
     // OpenSSL sees the end itself, so that it can tell a close_notify from a cut-off stream.
