@@ -23,4 +23,8 @@ std::string token_hash_prefix(const TokenDigest& digest);
 // Shorthand for token_hash_prefix(token_digest(token)).
 std::string token_hash_prefix(std::string_view token);
 
+// Whether two token texts are equal, in a time that depends on their length only (never on
+// where they differ): for comparing a client's token with one another client presented.
+bool same_token(std::string_view a, std::string_view b);
+
 }  // namespace portcullis::auth

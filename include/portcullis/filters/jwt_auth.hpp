@@ -57,7 +57,8 @@ class JwtProviderGate {
   const config::JwtProvider& provider() const { return provider_; }
   const auth::KeySetHolder& keys() const { return *keys_; }
 
-  // Finds and verifies the token of `head`, through `memo` (when given) and the cache.
+  // Finds and verifies the token of `head`, through `memo` (when given), the thread's table of
+  // recently verified tokens (the same rules as the memo, tokens up to 2 KiB) and the cache.
   JwtVerdict authenticate(const http::RequestHead& head, auth::VerifiedTokenCache& cache,
                           std::chrono::system_clock::time_point now,
                           TokenMemo* memo = nullptr) const;

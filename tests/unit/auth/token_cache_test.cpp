@@ -207,5 +207,18 @@ TEST(VerifiedTokenCache, ConcurrentUseIsSafe) {
   EXPECT_LE(cache.size(), 256u);
 }
 
+TEST(SameToken, EqualOnlyForTheSameBytesAndLength) {
+  const std::string token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+  EXPECT_TRUE(same_token(token, token));
+  EXPECT_TRUE(same_token("", ""));
+  EXPECT_FALSE(same_token(token, token.substr(0, token.size() - 1)));
+  EXPECT_FALSE(same_token(token.substr(0, 8), token.substr(0, 7) + "x"));  // one word, last byte
+  for (const std::size_t at : {std::size_t{0}, std::size_t{7}, std::size_t{8}, token.size() - 1}) {
+    auto other = token;
+    other[at] = static_cast<char>(other[at] ^ 0x01);
+    EXPECT_FALSE(same_token(token, other)) << "differs at " << at;
+  }
+}
+
 }  // namespace
 }  // namespace portcullis::auth

@@ -1,5 +1,6 @@
-// The JWT gate's per-connection memo: a repeated token is recognised by its bytes, and only for
-// as long, and under the same keys, as the verified-token cache would keep it.
+// The JWT gate's per-connection memo and per-thread table of recent tokens: a repeated token is
+// recognised by its bytes, and only for as long, and under the same keys, as the verified-token
+// cache would keep it.
 
 #include "portcullis/filters/jwt_auth.hpp"
 
@@ -111,6 +112,54 @@ TEST_F(TokenMemoTest, WithoutAMemoTheCacheStillAnswers) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again.cache_hit);
   EXPECT_EQ(again.subject, "alice");
+}
+
+// The thread's table of recent tokens answers a token another connection presented, without
+// the shared cache, and only for the exact bytes and the same keys.
+TEST_F(TokenMemoTest, ATokenSeenOnThisThreadIsAnsweredWithoutTheCache) {
+  const auto token = make_token(Algorithm::es256, keys().ec256, good_claims());
+  const auto first = present(token, kNowTime, nullptr);
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first.cache_hit);
+  cache_.clear();
+  const auto again = present(token, kNowTime + std::chrono::seconds(1), nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again.cache_hit);
+  EXPECT_EQ(again.principal, first.principal);
+  EXPECT_EQ(again.subject, "alice");
+  EXPECT_EQ(cache_.size(), 0u);  // not refilled: no verification happened
+}
+
+TEST_F(TokenMemoTest, TheRecentTokensTableWantsTheExactBytes) {
+  const auto token = make_token(Algorithm::es256, keys().ec256, good_claims());
+  ASSERT_TRUE(present(token, kNowTime, nullptr).ok());
+  // The same token with its signature's last character changed: verified afresh, and refused.
+  auto altered = token;
+  altered.back() = altered.back() == 'A' ? 'B' : 'A';
+  const auto verdict = present(altered, kNowTime, nullptr);
+  EXPECT_FALSE(verdict.ok());
+  EXPECT_FALSE(verdict.cache_hit);
+  // The refusal did not take the genuine token's place.
+  cache_.clear();
+  EXPECT_TRUE(present(token, kNowTime, nullptr).cache_hit);
+}
+
+TEST_F(TokenMemoTest, TheRecentTokensTableFollowsTheKeySetAndTheExpiry) {
+  auto claims = good_claims();
+  claims["exp"] = kNow + 100;
+  const auto token = make_token(Algorithm::es256, keys().ec256, claims);
+  ASSERT_TRUE(present(token, kNowTime, nullptr).ok());
+  cache_.clear();
+  const auto expired = present(token, kNowTime + std::chrono::seconds(100 + 31), nullptr);
+  EXPECT_EQ(expired.reason, Reason::jwt_expired);
+  EXPECT_FALSE(expired.cache_hit);
+
+  const auto fresh = make_token(Algorithm::es256, keys().ec256, good_claims());
+  ASSERT_TRUE(present(fresh, kNowTime, nullptr).ok());
+  cache_.clear();
+  ASSERT_TRUE(holder_->offer(auth::KeySetLoad{key_set({public_jwk(keys().rsa)}), {}, {}}));
+  const auto verdict = present(fresh, kNowTime + std::chrono::seconds(1), nullptr);
+  EXPECT_EQ(verdict.reason, Reason::jwt_unknown_kid);
 }
 
 }  // namespace
