@@ -7,6 +7,9 @@
 // its arrays for exactly the number of keys that fit (entries plus an open-addressing index at
 // most half full), so the table never holds more bytes than memory_bytes() whatever the traffic.
 // The arrays come from calloc/malloc untouched, so resident memory grows with the keys tracked.
+// The index in use is a prefix of its array that starts at kInitialIndexSlots and doubles as keys
+// arrive (never more than half full), so a table holding few keys touches few cache lines and
+// pages per lookup however large its bound.
 // A shard that is full evicts before it inserts: among its kEvictScan least recently used keys
 // the first idle one (Value::idle_after() <= now: GCRA treats such a key as fresh, so dropping it
 // changes no decision), else the least recently used key (counted as an active eviction: a sign
@@ -42,6 +45,8 @@ struct KeyTableOptions {
 inline constexpr std::size_t kMaxBatchKeys = 16;
 // A full shard looks this far from its least recently used end for an idle key to evict.
 inline constexpr std::size_t kEvictScan = 8;
+// Index slots a shard starts with (its whole index if that is smaller).
+inline constexpr std::uint32_t kInitialIndexSlots = 64;
 
 struct KeyTableStats {
   std::size_t size = 0;              // keys held
@@ -222,7 +227,8 @@ class KeyTable {
     // Open addressing with linear probing: 0 = empty, otherwise an entry position + 1.
     std::unique_ptr<std::uint32_t[], detail::FreeDeleter> index;
     std::uint32_t capacity = 0;
-    std::uint32_t index_size = 0;
+    std::uint32_t index_size = 0;  // slots allocated
+    std::uint32_t active = 0;      // slots in use: index[0, active), doubled as keys arrive
     std::uint32_t size = 0;
     std::uint32_t head = kNil;  // most recently used
     std::uint32_t tail = kNil;  // least recently used
@@ -235,14 +241,32 @@ class KeyTable {
       if (!entries || !index) throw std::bad_alloc();
       capacity = entry_count;
       index_size = index_count;
+      active = std::min(index_count, kInitialIndexSlots);
     }
     std::size_t bytes() const {
       return sizeof(Shard) + sizeof(Entry) * capacity + sizeof(std::uint32_t) * index_size;
     }
     std::uint32_t home(std::uint32_t hash) const {
-      return static_cast<std::uint32_t>((std::uint64_t{hash} * index_size) >> 32);
+      return static_cast<std::uint32_t>((std::uint64_t{hash} * active) >> 32);
     }
-    std::uint32_t step(std::uint32_t pos) const { return pos + 1 == index_size ? 0 : pos + 1; }
+    std::uint32_t step(std::uint32_t pos) const { return pos + 1 == active ? 0 : pos + 1; }
+
+    // Before an insert: keeps the index in use at most half full by doubling it (up to the
+    // whole array) and placing every entry again. Returns whether it grew (positions moved).
+    // At the whole array it is at most half full by construction (two slots per entry).
+    bool grow_for_one_more() {
+      if (std::uint64_t{size + 1} * 2 <= active || active == index_size) return false;
+      active = static_cast<std::uint32_t>(
+          std::min<std::uint64_t>(std::uint64_t{active} * 2, index_size));
+      std::fill(index.get(), index.get() + active, 0u);
+      for (std::uint32_t at = 0; at < size; ++at) {
+        std::uint32_t pos = home(entries[at].hash);
+        while (index[pos] != 0)
+          pos = step(pos);
+        index[pos] = at + 1;
+      }
+      return true;
+    }
 
     // The index position holding `key`, or the empty position where it would go.
     std::uint32_t probe(const LimitKey& key, std::uint32_t hash, bool& found) const {
@@ -349,6 +373,8 @@ class KeyTable {
     if (shard.size == shard.capacity) {
       evict_one(shard, now_us);
       pos = shard.probe(key, hash, found);  // the deletion may have shifted the probe chain
+    } else if (shard.grow_for_one_more()) {
+      pos = shard.probe(key, hash, found);  // every entry was placed again
     }
     const std::uint32_t at = shard.size++;
     Entry& entry = shard.entries[at];
