@@ -48,6 +48,10 @@ std::size_t RedisStateBackend::live_instances() const {
   return impl_->live.load(std::memory_order_relaxed);
 }
 
+std::uint64_t RedisStateBackend::announce_rounds() const {
+  return impl_->announce_rounds.load(std::memory_order_relaxed);
+}
+
 std::int64_t RedisStateBackend::leased_tokens(std::string_view key) const {
   return impl_->leases.tokens(key, limits::to_micros(clock_.monotonic()));
 }

@@ -95,6 +95,7 @@ struct RedisStateBackend::Impl {
   std::string instance_id;
   limits::LeaseTable leases;  // used from any thread (it locks itself)
   std::atomic<std::size_t> live{1};
+  std::atomic<std::uint64_t> announce_rounds{0};  // passes of announce()'s loop, answered or not
   std::shared_ptr<Connection> write_connection;
   std::shared_ptr<StreamFollower> follower;
   bool stopped = false;
@@ -182,6 +183,7 @@ return redis.call('ZCARD', KEYS[1])
           if (metrics) metrics->live_instances(count);
         }
       }
+      announce_rounds.fetch_add(1, std::memory_order_relaxed);
       announce_timer.expires_after(write_connection->ready() ? interval
                                                              : std::chrono::milliseconds(50));
       co_await announce_timer.async_wait(asio::as_tuple(asio::use_awaitable));

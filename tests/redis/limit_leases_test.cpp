@@ -202,9 +202,10 @@ TEST_F(StateBackendTest, TheLiveCountIsKeptWhileRedisIsDown) {
   ASSERT_TRUE(eventually([&] { return a.live_instances() == 2; }, 3s));
   server_.kill();
   ASSERT_TRUE(eventually([&] { return !a.available(); }, 2s));
-  // fail_open divides by the last count heard, not by one. (A value that must not change: a
-  // bounded wait of several announce intervals, not a poll.)
-  std::this_thread::sleep_for(300ms);
+  // fail_open divides by the last count heard, not by one: still 2 after the backend's loop has
+  // gone round for more than three announce intervals without an answer (every 50 ms while down).
+  const auto rounds = a.announce_rounds();
+  ASSERT_TRUE(eventually([&] { return a.announce_rounds() >= rounds + 8; }, 3s));
   EXPECT_EQ(a.live_instances(), 2u);
   EXPECT_EQ(b.live_instances(), 2u);
   // And a decision fails in time, so the caller decides locally.

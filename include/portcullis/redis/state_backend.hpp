@@ -162,6 +162,9 @@ class RedisStateBackend final : public state::Backend {
   // this is the count of those heard from within three intervals, as of the last announcement
   // that got an answer (1 before the first).
   std::size_t live_instances() const override;
+  // Passes of the announcing loop so far (every announce_interval, every 50 ms while Redis is
+  // unreachable), for tests that must see time pass on the backend's own schedule.
+  std::uint64_t announce_rounds() const;
   // Tokens this instance holds in a live lease of a limit key (LimitCheck::key), for tests.
   std::int64_t leased_tokens(std::string_view key) const;
   // Starts the thread and connecting; never waits for Redis. Writes before start() complete
