@@ -177,16 +177,21 @@ Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool 
   const auto now_us = limits::to_micros(services.clock.monotonic());
   if (services.denied) {
     std::array<limits::LimitKey, limits::kMaxBatchKeys> keys;
+    std::array<const LimitRule*, limits::kMaxBatchKeys> rule_of;
     std::size_t count = 0;
     for (const LimitRule& rule : rules) {
       if (count == keys.size()) break;
-      if (const auto key = local_key(ctx, rule, by_subject)) keys[count++] = *key;
+      if (const auto key = local_key(ctx, rule, by_subject)) {
+        rule_of[count] = &rule;
+        keys[count++] = *key;
+      }
     }
-    if (const auto until = services.denied->check(std::span(keys.data(), count), now_us)) {
+    if (const auto hit = services.denied->check(std::span(keys.data(), count), now_us)) {
       const auto answer = ctx.refuse(429, Reason::rate_limited);
       if (answer == Verdict::respond) {
-        const auto wait = std::max<std::int64_t>(1, limits::ceil_seconds(*until - now_us));
-        refuse_over_limit(ctx, rules.front().limit.burst, 0, wait, wait);
+        // The headers of the limit that denied the client, as the fleet's answer gave them.
+        const auto wait = std::max<std::int64_t>(1, limits::ceil_seconds(hit->until - now_us));
+        refuse_over_limit(ctx, rule_of[hit->key_index]->limit.burst, 0, wait, wait);
       }
       return answer;
     }

@@ -1,15 +1,14 @@
 #include "portcullis/limits/denied_until.hpp"
 
-#include <algorithm>
-
 namespace portcullis::limits {
 
-std::optional<std::int64_t> DeniedUntilCache::check(std::span<const LimitKey> keys,
-                                                    std::int64_t now_us) const {
-  std::optional<std::int64_t> latest;
-  for (const LimitKey& key : keys) {
-    const auto state = table_.find(key);
-    if (state && state->until > now_us) latest = std::max(latest.value_or(now_us), state->until);
+std::optional<DeniedHit> DeniedUntilCache::check(std::span<const LimitKey> keys,
+                                                 std::int64_t now_us) const {
+  std::optional<DeniedHit> latest;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto state = table_.find(keys[i]);
+    if (state && state->until > now_us && (!latest || state->until > latest->until))
+      latest = DeniedHit{state->until, i};
   }
   return latest;
 }

@@ -17,6 +17,12 @@
 
 namespace portcullis::limits {
 
+// A client still denied: until when, and which of the checked keys says so.
+struct DeniedHit {
+  std::int64_t until = 0;
+  std::size_t key_index = 0;  // in the span passed to check()
+};
+
 struct DeniedState {
   std::int64_t until = 0;
   std::int64_t idle_after() const { return until; }
@@ -27,9 +33,10 @@ class DeniedUntilCache {
   explicit DeniedUntilCache(const KeyTableOptions& options = {std::size_t{8} << 20, 64})
       : table_(options) {}
 
-  // The latest time until which any of `keys` is denied, if one of them still is at `now_us`.
-  std::optional<std::int64_t> check(std::span<const LimitKey> keys, std::int64_t now_us) const;
-  std::optional<std::int64_t> check(const LimitKey& key, std::int64_t now_us) const {
+  // If one of `keys` is still denied at `now_us`: the one denied the longest (the first of
+  // equals), and until when.
+  std::optional<DeniedHit> check(std::span<const LimitKey> keys, std::int64_t now_us) const;
+  std::optional<DeniedHit> check(const LimitKey& key, std::int64_t now_us) const {
     return check(std::span<const LimitKey>(&key, 1), now_us);
   }
 

@@ -424,5 +424,23 @@ TEST_F(RequestChainTest, ALeasedBudgetDecidesWithoutSuspending) {
   EXPECT_EQ(fleet->asked, 2);
 }
 
+TEST_F(RequestChainTest, AClientTheFleetDeniedIsAnsweredLocallyWithTheDenyingLimitsFigures) {
+  add_limit(config::RateLimitKey::client_ip, 100, 50);  // id 1
+  add_limit(config::RateLimitKey::client_ip, 10, 3);    // id 2: the one that denied
+  auto fleet = std::make_shared<FleetBackend>(clock_);
+  ChainServices chain_services{cache_, clock_, fleet.get(), &limiter_, &denied_, &metrics_, false};
+  const auto client = *core::IpAddress::parse("192.0.2.7");
+  ctx_.client_ip = client;
+  set_headers({{"Content-Type", "application/json"}});
+  const auto now_us = limits::to_micros(clock_.monotonic());
+  denied_.deny(limits::LimitKey::ip(2, client), now_us + 2'500'000, now_us);
+  EXPECT_EQ(run_request_chain(ctx_, chain_, chain_services), Verdict::respond);
+  EXPECT_EQ(ctx_.reply.status, 429);
+  EXPECT_EQ(fleet->asked, 0);  // no round trip, no lease consulted
+  EXPECT_EQ(reply_header("RateLimit-Limit"), "3");
+  EXPECT_EQ(reply_header("Retry-After"), "3");
+  EXPECT_EQ(reply_header("RateLimit-Remaining"), "0");
+}
+
 }  // namespace
 }  // namespace portcullis::filters

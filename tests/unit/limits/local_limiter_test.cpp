@@ -155,14 +155,17 @@ TEST(DeniedUntilCache, RemembersTheLatestDenialUntilItPasses) {
   EXPECT_FALSE(cache.check(a, 100));
   cache.deny(a, 5'000, 100);
   cache.deny(a, 3'000, 200);  // an earlier end does not shorten it
-  EXPECT_EQ(cache.check(a, 4'999), 5'000);
+  EXPECT_EQ(cache.check(a, 4'999)->until, 5'000);
   EXPECT_FALSE(cache.check(a, 5'000));
   cache.deny(b, 9'000, 100);
   const LimitKey both[] = {a, b};
-  EXPECT_EQ(cache.check(both, 1'000), 9'000);
-  cache.deny(b, 50, 100);  // already over: not stored
+  ASSERT_TRUE(cache.check(both, 1'000));
+  EXPECT_EQ(cache.check(both, 1'000)->until, 9'000);
+  EXPECT_EQ(cache.check(both, 1'000)->key_index, 1u);  // b says so
+  cache.deny(b, 50, 100);                              // already over: not stored
   cache.forget(b);
-  EXPECT_EQ(cache.check(both, 1'000), 5'000);
+  EXPECT_EQ(cache.check(both, 1'000)->until, 5'000);
+  EXPECT_EQ(cache.check(both, 1'000)->key_index, 0u);
 }
 
 }  // namespace
