@@ -5,8 +5,6 @@
 #include <charconv>
 #include <cstdint>
 
-#include "portcullis/redis/connection.hpp"
-
 namespace portcullis::redis {
 
 Command xadd(std::string key, std::size_t max_length, std::span<const Field> fields) {
@@ -42,12 +40,6 @@ std::optional<bool> parse_aof_enabled(std::string_view info) {
     at = end + 1;
   }
   return std::nullopt;
-}
-
-boost::asio::awaitable<std::optional<bool>> aof_enabled(Connection& connection) {
-  const auto reply = co_await connection.execute(make_command("INFO", "persistence"));
-  if (!reply.ok() || !reply.value.is_text()) co_return std::nullopt;
-  co_return parse_aof_enabled(reply.value.string);
 }
 
 namespace {

@@ -3,7 +3,6 @@
 // the server whether it persists with an append-only file (a fleet's revocations and bans must
 // survive a Redis restart; the gateway warns at start when they would not).
 
-#include <boost/asio/awaitable.hpp>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -15,8 +14,6 @@
 
 namespace portcullis::redis {
 
-class Connection;
-
 using Field = std::pair<std::string, std::string>;
 
 // XADD key MAXLEN ~ max_length * field value ...: appends an entry with an id from the server's
@@ -26,10 +23,6 @@ Command xadd(std::string key, std::size_t max_length, std::span<const Field> fie
 
 // Reads `aof_enabled:` from an INFO persistence reply; nothing when absent or malformed.
 std::optional<bool> parse_aof_enabled(std::string_view info);
-
-// INFO persistence on `connection`: whether the server writes an append-only file; nothing when
-// it could not be asked (not connected, no such field).
-boost::asio::awaitable<std::optional<bool>> aof_enabled(Connection& connection);
 
 // The lower-case hex SHA1 by which EVALSHA names `script` (what SCRIPT LOAD answers).
 std::string script_sha1(std::string_view script);

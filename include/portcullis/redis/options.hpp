@@ -7,9 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <string_view>
 
 namespace portcullis::redis {
 
@@ -45,10 +43,5 @@ struct RedisOptions {
   // error and the connection is reset, before the memory is committed.
   std::size_t max_reply_bytes = 64 * 1024 * 1024;
 };
-
-// Applies a `redis://[user@]host[:port][/db]` or `rediss://...` URL (the policy's state.redis.url)
-// to `options`. A password in the URL is refused: it belongs in password_file. Returns an error
-// message, or nothing on success.
-std::optional<std::string> apply_url(std::string_view url, RedisOptions& options);
 
 }  // namespace portcullis::redis
