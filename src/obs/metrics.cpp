@@ -3,6 +3,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <sstream>
+#include <vector>
 
 namespace portcullis::obs {
 namespace {
@@ -16,13 +17,75 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
 constexpr std::array<std::string_view, 6> kStatusClasses = {"1xx", "2xx", "3xx",
                                                             "4xx", "5xx", "other"};
 
+// The thread's cell: threads are dealt cells round-robin as they first count a request.
+std::size_t cell_index() {
+  static std::atomic<std::size_t> next{0};
+  thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed);
+  return index;
+}
+
+// The histogram bucket of `seconds` as Prometheus counts it (the first bound not below it).
+std::size_t latency_bucket(double seconds) {
+  const auto& bounds = latency_buckets();
+  std::size_t i = 0;
+  while (i < bounds.size() && seconds > bounds[i])
+    ++i;
+  return i;
+}
+
+std::uint64_t nanoseconds(double seconds) {
+  return seconds > 0 ? static_cast<std::uint64_t>(seconds * 1e9 + 0.5) : 0;
+}
+
+void add(std::atomic<std::uint64_t>& counter, std::uint64_t amount) {
+  counter.fetch_add(amount, std::memory_order_relaxed);
+}
+
 }  // namespace
 
 void RouteMetrics::observe(int status, double seconds, double upstream_seconds) const {
+  Cell& cell = cells_[cell_index() % kCells];
   const int class_index = status >= 100 && status < 600 ? status / 100 - 1 : 5;
-  by_status_class[static_cast<std::size_t>(class_index)]->Increment();
-  duration->Observe(seconds);
-  if (upstream_seconds >= 0) upstream_duration->Observe(upstream_seconds);
+  add(cell.by_status_class[static_cast<std::size_t>(class_index)], 1);
+  add(cell.duration[latency_bucket(seconds)], 1);
+  add(cell.duration_ns, nanoseconds(seconds));
+  if (upstream_seconds >= 0) {
+    add(cell.upstream[latency_bucket(upstream_seconds)], 1);
+    add(cell.upstream_ns, nanoseconds(upstream_seconds));
+  }
+}
+
+void RouteMetrics::carry_over() {
+  Totals now;
+  for (const Cell& cell : cells_) {
+    for (std::size_t i = 0; i < kStatusClasses; ++i)
+      now.by_status_class[i] += cell.by_status_class[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
+      now.duration[i] += cell.duration[i].load(std::memory_order_relaxed);
+      now.upstream[i] += cell.upstream[i].load(std::memory_order_relaxed);
+    }
+    now.duration_ns += cell.duration_ns.load(std::memory_order_relaxed);
+    now.upstream_ns += cell.upstream_ns.load(std::memory_order_relaxed);
+  }
+  for (std::size_t i = 0; i < kStatusClasses; ++i) {
+    if (now.by_status_class[i] > carried_.by_status_class[i])
+      by_status_class_[i]->Increment(
+          static_cast<double>(now.by_status_class[i] - carried_.by_status_class[i]));
+  }
+  const auto carry = [](prometheus::Histogram& histogram, const auto& buckets, const auto& before,
+                        std::uint64_t sum_ns, std::uint64_t sum_before) {
+    std::vector<double> increments(kLatencyBuckets);
+    bool any = false;
+    for (std::size_t i = 0; i < kLatencyBuckets; ++i) {
+      increments[i] = static_cast<double>(buckets[i] - before[i]);
+      any = any || buckets[i] != before[i];
+    }
+    if (any) histogram.ObserveMultiple(increments, static_cast<double>(sum_ns - sum_before) / 1e9);
+  };
+  carry(*duration_, now.duration, carried_.duration, now.duration_ns, carried_.duration_ns);
+  carry(*upstream_duration_, now.upstream, carried_.upstream, now.upstream_ns,
+        carried_.upstream_ns);
+  carried_ = now;
 }
 
 Metrics::Metrics(std::string_view version, std::string_view openssl, std::string_view boost)
@@ -131,11 +194,11 @@ const RouteMetrics& Metrics::route(const std::string& name) {
   if (!slot) {
     slot = std::make_unique<RouteMetrics>();
     for (std::size_t i = 0; i < kStatusClasses.size(); ++i) {
-      slot->by_status_class[i] =
+      slot->by_status_class_[i] =
           &requests_->Add({{"route", name}, {"status_class", std::string(kStatusClasses[i])}});
     }
-    slot->duration = &duration_->Add({{"route", name}}, latency_buckets());
-    slot->upstream_duration = &upstream_duration_->Add({{"route", name}}, latency_buckets());
+    slot->duration_ = &duration_->Add({{"route", name}}, latency_buckets());
+    slot->upstream_duration_ = &upstream_duration_->Add({{"route", name}}, latency_buckets());
   }
   return *slot;
 }
@@ -171,6 +234,11 @@ void Metrics::sync_log_write_errors() {
 }
 
 std::string Metrics::expose() const {
+  {
+    std::lock_guard lock(routes_mutex_);
+    for (const auto& [name, route] : routes_)
+      route->carry_over();
+  }
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, registry_->Collect());
   return out.str();

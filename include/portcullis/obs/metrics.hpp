@@ -11,6 +11,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -24,13 +25,46 @@
 
 namespace portcullis::obs {
 
-// The handles of one route (or of "_unmatched" for requests no route took).
-struct RouteMetrics {
-  std::array<prometheus::Counter*, 6> by_status_class{};  // 1xx..5xx, then "other"
-  prometheus::Histogram* duration = nullptr;
-  prometheus::Histogram* upstream_duration = nullptr;
+// The request counts and latencies of one route (or of "_unmatched" for requests no route
+// took). The request path writes a cell of its own thread (no lock, no cache line shared with
+// other workers: a Prometheus histogram takes a mutex per observation); Metrics::expose() carries
+// what the cells gathered into the route's Prometheus counters and histograms.
+class RouteMetrics {
+ public:
+  static constexpr std::size_t kStatusClasses = 6;    // 1xx..5xx, then "other"
+  static constexpr std::size_t kLatencyBuckets = 16;  // 15 latency bounds (0.5 ms..30 s), +Inf
 
+  // `upstream_seconds` < 0: the request never reached an upstream.
   void observe(int status, double seconds, double upstream_seconds) const;
+
+ private:
+  friend class Metrics;
+  // Threads share cells round-robin beyond this many (the counts stay exact: atomic adds).
+  static constexpr std::size_t kCells = 8;
+  struct alignas(64) Cell {
+    std::array<std::atomic<std::uint64_t>, kStatusClasses> by_status_class{};
+    std::array<std::atomic<std::uint64_t>, kLatencyBuckets> duration{};
+    std::atomic<std::uint64_t> duration_ns{0};
+    std::array<std::atomic<std::uint64_t>, kLatencyBuckets> upstream{};
+    std::atomic<std::uint64_t> upstream_ns{0};
+  };
+  struct Totals {
+    std::array<std::uint64_t, kStatusClasses> by_status_class{};
+    std::array<std::uint64_t, kLatencyBuckets> duration{};
+    std::uint64_t duration_ns = 0;
+    std::array<std::uint64_t, kLatencyBuckets> upstream{};
+    std::uint64_t upstream_ns = 0;
+  };
+
+  // Adds what the cells counted since the last call to the Prometheus objects (one caller at a
+  // time: Metrics holds its routes mutex).
+  void carry_over();
+
+  mutable std::array<Cell, kCells> cells_;
+  Totals carried_;
+  std::array<prometheus::Counter*, kStatusClasses> by_status_class_{};
+  prometheus::Histogram* duration_ = nullptr;
+  prometheus::Histogram* upstream_duration_ = nullptr;
 };
 
 enum class UpstreamErrorKind { connect_failed, reset, timeout, bad_response, no_healthy, count };
@@ -96,7 +130,7 @@ class Metrics {
   prometheus::Counter* jwt_cache_hits_;
   prometheus::Counter* jwt_cache_misses_;
 
-  std::mutex routes_mutex_;
+  mutable std::mutex routes_mutex_;
   std::unordered_map<std::string, std::unique_ptr<RouteMetrics>> routes_;
 };
 
