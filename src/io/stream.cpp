@@ -1,6 +1,6 @@
 #include "portcullis/io/stream.hpp"
 
-#include "draining_receive.hpp"
+#include "portcullis/io/draining_receive.hpp"
 
 #include <openssl/err.h>
 #include <sys/socket.h>

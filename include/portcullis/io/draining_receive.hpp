@@ -32,6 +32,8 @@ struct DrainingReceiveBuffer : boost::asio::mutable_buffer {
     !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
 #define PORTCULLIS_DRAINING_RECEIVE 1
 
+#include <boost/asio/socket_base.hpp>
+// After socket_base: this Asio header is not self-contained.
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
 
 namespace boost::asio::detail {
