@@ -90,25 +90,6 @@ StateBackendStats RedisStateBackend::stats() const {
 
 namespace {
 
-std::size_t held(const state::MirrorSizes& s, const state::Revocation&) {
-  return s.revocations;
-}
-std::size_t held(const state::MirrorSizes& s, const state::SubjectCutoff&) {
-  return s.cutoffs;
-}
-std::size_t held(const state::MirrorSizes& s, const state::Ban&) {
-  return s.bans;
-}
-std::size_t cap(const state::MirrorOptions& o, const state::Revocation&) {
-  return o.max_revocations;
-}
-std::size_t cap(const state::MirrorOptions& o, const state::SubjectCutoff&) {
-  return o.max_cutoffs;
-}
-std::size_t cap(const state::MirrorOptions& o, const state::Ban&) {
-  return o.max_bans;
-}
-
 std::pair<std::string, std::string> key_and_value(std::string_view prefix,
                                                   const state::Revocation& r) {
   return {revocation_key(prefix, r.issuer, r.jti), std::to_string(r.exp)};
@@ -139,12 +120,16 @@ void RedisStateBackend::write(Record record, Done done) {
   if (!state::is_valid(record)) return done(StateError::invalid_record);
   // Already past its retention: it denies nothing, so there is nothing to keep.
   if (mirror_.options().retention.keep_until(record) <= at) return done({});
-  // A key not held yet needs room in every instance's mirror: refuse before Redis has it.
-  if (!mirror_.contains(record) &&
-      held(mirror_.sizes(), record) >= cap(mirror_.options(), record)) {
-    mirror_.purge_expired(at);
-    if (held(mirror_.sizes(), record) >= cap(mirror_.options(), record))
-      return done(StateError::capacity_exceeded);
+  // A key not held yet needs room in the mirror, taken until the write lands or fails: refuse
+  // before Redis has it rather than acknowledge what this instance could not enforce.
+  const auto room = rooms_.take(record, at);
+  if (room == state::MirrorRooms::Room::none) return done(StateError::capacity_exceeded);
+  if (room == state::MirrorRooms::Room::taken) {
+    done = [this, kind = state::MirrorRooms::kind_of(record),
+            done = std::move(done)](std::error_code error) {
+      rooms_.give_back(kind);
+      done(error);
+    };
   }
   auto [key, value] = key_and_value(impl_->options.redis.key_prefix, record);
   {

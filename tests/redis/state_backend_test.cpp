@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <cstdio>
+#include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -252,6 +254,40 @@ TEST(RedisOptionsFromPolicy, TakesEverySettingOfStateRedis) {
   EXPECT_EQ(options.ca_file, "/etc/portcullis/redis-ca.pem");
   EXPECT_EQ(options.key_prefix, "fleet-a:");
   EXPECT_EQ(options.command_timeout, std::chrono::milliseconds(75));
+}
+
+// Writes in flight count against the mirror's cap: of five new revocations sent at once to an
+// instance that can hold three, two are refused before Redis has them, so the fleet never holds
+// what the instance that acknowledged it could not enforce.
+TEST_F(StateBackendTest, TheMirrorsCapCountsWritesInFlight) {
+  auto options = backend_options();
+  options.mirror.max_revocations = 3;
+  auto& a = backend(options);
+  const auto now = unix_now();
+  std::vector<std::shared_ptr<std::promise<std::error_code>>> outcomes;
+  for (int i = 0; i < 5; ++i) {
+    auto outcome = std::make_shared<std::promise<std::error_code>>();
+    outcomes.push_back(outcome);
+    a.revoke({"iss", "burst-" + std::to_string(i), now + 600},
+             [outcome](std::error_code error) { outcome->set_value(error); });
+  }
+  int acknowledged = 0;
+  int refused = 0;
+  for (auto& outcome : outcomes) {
+    auto future = outcome->get_future();
+    ASSERT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    const auto error = future.get();
+    if (!error) ++acknowledged;
+    if (error == std::error_code(state::StateError::capacity_exceeded)) ++refused;
+  }
+  EXPECT_EQ(acknowledged, 3);
+  EXPECT_EQ(refused, 2);
+  EXPECT_EQ(a.mirror().sizes().revocations, 3u);
+  // A fresh instance loads what Redis holds: the three acknowledged, nothing else.
+  auto& fresh = backend();
+  EXPECT_EQ(fresh.mirror().sizes().revocations, 3u);
+  // An update of a held key needs no room, at the cap.
+  EXPECT_FALSE(await_write([&](auto done) { a.revoke({"iss", "burst-0", now + 900}, done); }));
 }
 
 }  // namespace

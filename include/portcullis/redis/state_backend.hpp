@@ -69,6 +69,7 @@
 #include "portcullis/redis/options.hpp"
 #include "portcullis/redis/reply.hpp"
 #include "portcullis/state/backend.hpp"
+#include "portcullis/state/mirror_rooms.hpp"
 
 namespace portcullis::obs {
 class StateMetrics;
@@ -192,6 +193,7 @@ class RedisStateBackend final : public state::Backend {
 
   const core::Clock& clock_;
   state::Mirror mirror_;
+  state::MirrorRooms rooms_{mirror_};  // writes adding a key, until they land or fail
   std::atomic<bool> available_{false};
   std::unique_ptr<Impl> impl_;
   mutable std::mutex lifecycle_mutex_;  // orders start/stop against work handed to the thread

@@ -5,19 +5,19 @@
 // `done` runs on the store's writer thread. Without a path, writes apply at once and `done` runs
 // before the write call returns; state then lives in this process only (durable() is false).
 //
-// Caps: a write that adds a key is checked against the mirror's cap before it goes to disk (room
-// is reserved while it is in flight), so the file never holds more than the mirror can load.
+// Caps: a write that adds a key takes a room in the mirror (mirror_rooms.hpp) before it goes to
+// disk, so the file never holds more than the mirror can load.
 //
 // Wiring: construct (opens the file and loads it; throws DurableStoreError), start(), share as
 // Backend&; call maintain() from a timer; stop() before the clock or the callers go away.
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "portcullis/core/clock.hpp"
 #include "portcullis/state/backend.hpp"
 #include "portcullis/state/durable_store.hpp"
+#include "portcullis/state/mirror_rooms.hpp"
 
 namespace portcullis::state {
 
@@ -47,24 +47,13 @@ class MemoryBackend final : public Backend {
   DurableStoreStats store_stats() const;
 
  private:
-  // Writes that add a key and are still on their way to disk, per table.
-  struct InFlight {
-    std::size_t revocations = 0;
-    std::size_t cutoffs = 0;
-    std::size_t bans = 0;
-  };
   template <class Record>
   void write(Record record, Done done);
-  template <class Record>
-  bool reserve(const Record& record, std::int64_t now);
-  template <class Record>
-  void release(const Record& record);
   std::int64_t now() const;
 
   const core::Clock& clock_;
   Mirror mirror_;
-  std::mutex in_flight_mutex_;
-  InFlight in_flight_;
+  MirrorRooms rooms_{mirror_};
   std::unique_ptr<DurableStore> store_;  // last: its writer drains before the rest goes away
 };
 
