@@ -148,11 +148,11 @@ Verdict decide_locally(RequestCtx& ctx, const std::vector<LimitRule>& rules, boo
       services.limiter->decide(std::span(batch.data(), count), services.clock.monotonic());
   if (decision.allowed) {
     for (std::size_t i = 0; i < count; ++i) {
-      if (rules[i].metrics) rules[i].metrics->allowed->Increment();
+      if (rules[i].metrics) rules[i].metrics->allowed.increment();
     }
     return Verdict::next;
   }
-  if (rules[decision.deciding].metrics) rules[decision.deciding].metrics->denied->Increment();
+  if (rules[decision.deciding].metrics) rules[decision.deciding].metrics->denied.increment();
   const auto answer = ctx.refuse(429, Reason::rate_limited);
   if (answer == Verdict::respond)
     refuse_over_limit(ctx, decision.limit, decision.remaining, decision.retry_after,
@@ -213,7 +213,7 @@ Verdict check_limits(RequestCtx& ctx, const std::vector<LimitRule>& rules, bool 
   state::Backend::LimitDecision leased;
   if (services.state->decide_from_leases(checks, leased)) {
     for (std::size_t i = 0; i < checks.size(); ++i) {
-      if (rules[i].metrics) rules[i].metrics->allowed->Increment();
+      if (rules[i].metrics) rules[i].metrics->allowed.increment();
     }
     return Verdict::next;
   }
@@ -299,12 +299,12 @@ Verdict finish_shared_limits(RequestCtx& ctx, const RouteChain& chain, ChainServ
   const std::size_t count = std::min(rules.size(), ctx.suspended.checks.size());
   if (decision.allowed) {
     for (std::size_t i = 0; i < count; ++i) {
-      if (rules[i].metrics) rules[i].metrics->allowed->Increment();
+      if (rules[i].metrics) rules[i].metrics->allowed.increment();
     }
     return Verdict::next;
   }
   const std::size_t deciding = std::min(decision.deciding, count - 1);
-  if (rules[deciding].metrics) rules[deciding].metrics->denied->Increment();
+  if (rules[deciding].metrics) rules[deciding].metrics->denied.increment();
   if (services.denied) {
     // Until the fleet's limit lets it through again, this client costs no round trip.
     if (const auto key = local_key(ctx, rules[deciding], by_subject)) {

@@ -17,13 +17,6 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
 constexpr std::array<std::string_view, 6> kStatusClasses = {"1xx", "2xx", "3xx",
                                                             "4xx", "5xx", "other"};
 
-// The thread's cell: threads are dealt cells round-robin as they first count a request.
-std::size_t cell_index() {
-  static std::atomic<std::size_t> next{0};
-  thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed);
-  return index;
-}
-
 // The histogram bucket of `seconds` as Prometheus counts it (the first bound not below it).
 std::size_t latency_bucket(double seconds) {
   const auto& bounds = latency_buckets();
@@ -44,7 +37,7 @@ void add(std::atomic<std::uint64_t>& counter, std::uint64_t amount) {
 }  // namespace
 
 void RouteMetrics::observe(int status, double seconds, double upstream_seconds) const {
-  Cell& cell = cells_[cell_index() % kCells];
+  Cell& cell = cells_[thread_cell() % kCells];
   const int class_index = status >= 100 && status < 600 ? status / 100 - 1 : 5;
   add(cell.by_status_class[static_cast<std::size_t>(class_index)], 1);
   add(cell.duration[latency_bucket(seconds)], 1);
@@ -165,8 +158,8 @@ Metrics::Metrics(std::string_view version, std::string_view openssl, std::string
     const auto name = core::to_string(reason);
     // Only ok and the jwt_* reasons are ever counted here; the rest point at "ok" unused.
     if (reason == core::Reason::none || name.starts_with("jwt_")) {
-      jwt_results_[i] =
-          &jwt.Add({{"result", reason == core::Reason::none ? "ok" : std::string(name)}});
+      jwt_results_[i] = cell_counter(
+          jwt.Add({{"result", reason == core::Reason::none ? "ok" : std::string(name)}}));
     }
   }
   for (auto& slot : jwt_results_) {
@@ -176,8 +169,8 @@ Metrics::Metrics(std::string_view version, std::string_view openssl, std::string
                     .Name("portcullis_jwt_cache_lookups_total")
                     .Help("Verified-token cache lookups, by result")
                     .Register(registry);
-  jwt_cache_hits_ = &cache.Add({{"result", "hit"}});
-  jwt_cache_misses_ = &cache.Add({{"result", "miss"}});
+  jwt_cache_hits_ = cell_counter(cache.Add({{"result", "hit"}}));
+  jwt_cache_misses_ = cell_counter(cache.Add({{"result", "miss"}}));
   prometheus::BuildGauge()
       .Name("portcullis_build_info")
       .Help("Build and library versions; always 1")
@@ -186,6 +179,11 @@ Metrics::Metrics(std::string_view version, std::string_view openssl, std::string
             {"openssl", std::string(openssl)},
             {"boost", std::string(boost)}})
       .Set(1);
+}
+
+CellCounter* Metrics::cell_counter(prometheus::Counter& exposed) {
+  request_counters_.push_back(std::make_unique<CellCounter>(exposed));
+  return request_counters_.back().get();
 }
 
 const RouteMetrics& Metrics::route(const std::string& name) {
@@ -238,7 +236,10 @@ std::string Metrics::expose() const {
     std::lock_guard lock(routes_mutex_);
     for (const auto& [name, route] : routes_)
       route->carry_over();
+    for (const auto& counter : request_counters_)
+      counter->carry_over();
   }
+  state.carry_over();
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, registry_->Collect());
   return out.str();

@@ -123,11 +123,19 @@ const RateLimitMetrics& StateMetrics::rate_limit(const std::string& name) {
   std::lock_guard lock(limits_mutex_);
   auto& slot = limits_[name];
   if (!slot) {
-    slot = std::make_unique<RateLimitMetrics>();
-    slot->allowed = &rate_limits_->Add({{"limit", name}, {"result", "allowed"}});
-    slot->denied = &rate_limits_->Add({{"limit", name}, {"result", "denied"}});
+    slot = std::make_unique<RateLimitMetrics>(
+        rate_limits_->Add({{"limit", name}, {"result", "allowed"}}),
+        rate_limits_->Add({{"limit", name}, {"result", "denied"}}));
   }
   return *slot;
+}
+
+void StateMetrics::carry_over() const {
+  std::lock_guard lock(limits_mutex_);
+  for (auto& [name, limit] : limits_) {
+    limit->allowed.carry_over();
+    limit->denied.carry_over();
+  }
 }
 
 }  // namespace portcullis::obs

@@ -18,8 +18,10 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "portcullis/core/reason.hpp"
+#include "portcullis/obs/cell_counter.hpp"
 #include "portcullis/obs/log_writer.hpp"
 #include "portcullis/obs/state_metrics.hpp"
 
@@ -94,8 +96,8 @@ class Metrics {
   void sync_log_write_errors();
   // A JWT check: its result ("ok" or a jwt_* reason) and whether the token cache answered.
   void jwt_verification(core::Reason reason, bool cache_hit) {
-    jwt_results_[static_cast<std::size_t>(reason)]->Increment();
-    (cache_hit ? jwt_cache_hits_ : jwt_cache_misses_)->Increment();
+    jwt_results_[static_cast<std::size_t>(reason)]->increment();
+    (cache_hit ? jwt_cache_hits_ : jwt_cache_misses_)->increment();
   }
 
   // Prometheus text exposition format (version 0.0.4).
@@ -126,9 +128,12 @@ class Metrics {
   std::uint64_t log_dropped_seen_ = 0;
   std::array<prometheus::Counter*, kLogKinds> log_write_errors_{};
   std::array<std::uint64_t, kLogKinds> log_write_errors_seen_{};
-  std::array<prometheus::Counter*, core::kReasonCount> jwt_results_{};
-  prometheus::Counter* jwt_cache_hits_;
-  prometheus::Counter* jwt_cache_misses_;
+  // Counted on the request path: per-thread cells, carried over in expose().
+  std::vector<std::unique_ptr<CellCounter>> request_counters_;
+  std::array<CellCounter*, core::kReasonCount> jwt_results_{};
+  CellCounter* jwt_cache_hits_ = nullptr;
+  CellCounter* jwt_cache_misses_ = nullptr;
+  CellCounter* cell_counter(prometheus::Counter& exposed);
 
   mutable std::mutex routes_mutex_;
   std::unordered_map<std::string, std::unique_ptr<RouteMetrics>> routes_;

@@ -18,6 +18,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "portcullis/obs/cell_counter.hpp"
+
 namespace portcullis::obs {
 
 enum class RedisErrorKind { timeout, disconnected, overloaded, protocol, server, count };
@@ -27,10 +29,12 @@ enum class IpRuleRefusal { denied, not_allowed, count };
 // The bounded per-key tables of the abuse controls.
 enum class KeyTableKind { rate_limits, login_failures, count };
 
-// One rate limit's decision counters.
+// One rate limit's decision counters (per-thread cells, carried over by carry_over()).
 struct RateLimitMetrics {
-  prometheus::Counter* allowed = nullptr;
-  prometheus::Counter* denied = nullptr;
+  RateLimitMetrics(prometheus::Counter& allowed_counter, prometheus::Counter& denied_counter)
+      : allowed(allowed_counter), denied(denied_counter) {}
+  CellCounter allowed;
+  CellCounter denied;
 };
 
 class StateMetrics {
@@ -64,6 +68,8 @@ class StateMetrics {
                  std::uint64_t evicted_idle, std::uint64_t evicted_active);
   // Handles for one limit name, created on first use and kept for the process.
   const RateLimitMetrics& rate_limit(const std::string& name);
+  // Carries the request-path counters' cells into what /metrics shows (Metrics::expose()).
+  void carry_over() const;
 
  private:
   prometheus::Gauge* backend_up_;
@@ -91,7 +97,7 @@ class StateMetrics {
   };
   std::mutex key_tables_mutex_;
   std::array<KeyTableHandles, static_cast<std::size_t>(KeyTableKind::count)> key_tables_{};
-  std::mutex limits_mutex_;
+  mutable std::mutex limits_mutex_;
   std::unordered_map<std::string, std::unique_ptr<RateLimitMetrics>> limits_;
 };
 

@@ -1,4 +1,5 @@
-// Route metrics: counted in per-thread cells, exposed exactly as Prometheus counts them.
+// Request-path metrics (routes, JWT checks, rate-limit decisions): counted in per-thread cells,
+// exposed exactly as Prometheus counts them.
 
 #include "portcullis/obs/metrics.hpp"
 
@@ -73,6 +74,42 @@ TEST(RouteMetrics, AStatusOutsideTheClassesCountsAsOther) {
   EXPECT_EQ(
       sample(metrics.expose(), "portcullis_requests_total", R"(route="x",status_class="other")"),
       2);
+}
+
+TEST(CellCounter, JwtAndRateLimitCountsFromManyThreadsAreExactOnceExposed) {
+  Metrics metrics("test", "openssl", "boost");
+  const auto& limit = metrics.state.rate_limit("per_ip");
+  constexpr int kThreads = 12;
+  constexpr int kEach = 4'000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        metrics.jwt_verification(core::Reason::none, i % 4 != 0);  // 3 of 4 from the cache
+        limit.allowed.increment();
+      }
+      limit.denied.increment();
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  const std::string text = metrics.expose();
+  const double n = kThreads * kEach;
+  EXPECT_EQ(sample(text, "portcullis_jwt_verifications_total", R"(result="ok")"), n);
+  EXPECT_EQ(sample(text, "portcullis_jwt_cache_lookups_total", R"(result="hit")"), n * 3 / 4);
+  EXPECT_EQ(sample(text, "portcullis_jwt_cache_lookups_total", R"(result="miss")"), n / 4);
+  EXPECT_EQ(
+      sample(text, "portcullis_rate_limit_decisions_total", R"(limit="per_ip",result="allowed")"),
+      n);
+  EXPECT_EQ(
+      sample(text, "portcullis_rate_limit_decisions_total", R"(limit="per_ip",result="denied")"),
+      kThreads);
+  // Carried once: a second exposure adds only what came since.
+  metrics.jwt_verification(core::Reason::jwt_expired, false);
+  const std::string again = metrics.expose();
+  EXPECT_EQ(sample(again, "portcullis_jwt_verifications_total", R"(result="ok")"), n);
+  EXPECT_EQ(sample(again, "portcullis_jwt_verifications_total", R"(result="jwt_expired")"), 1);
+  EXPECT_EQ(sample(again, "portcullis_jwt_cache_lookups_total", R"(result="miss")"), n / 4 + 1);
 }
 
 }  // namespace
