@@ -81,7 +81,7 @@ bool RedisStateBackend::decide_from_leases(std::span<const LimitCheck> checks,
     }
   }
   if (refill) {
-    std::lock_guard lock(lifecycle_mutex_);
+    std::shared_lock lock(lifecycle_mutex_);
     for (std::size_t i = 0; i < taken; ++i) {
       if (refills[i] > 0) impl_->refill(checks[i], refills[i], accepting_);
     }
@@ -104,7 +104,7 @@ void RedisStateBackend::decide_limits(std::vector<LimitCheck> checks, Decided de
   std::vector<LimitPlan> plans(checks.size());
   bool all_covered = false;
   {
-    std::lock_guard lock(lifecycle_mutex_);
+    std::shared_lock lock(lifecycle_mutex_);
     if (accepting_) {
       all_covered = !checks.empty();
       for (std::size_t i = 0; i < checks.size(); ++i) {

@@ -133,7 +133,7 @@ void RedisStateBackend::write(Record record, Done done) {
   }
   auto [key, value] = key_and_value(impl_->options.redis.key_prefix, record);
   {
-    std::lock_guard lock(lifecycle_mutex_);
+    std::shared_lock lock(lifecycle_mutex_);
     if (accepting_) {
       const auto time = time_of(record);
       asio::co_spawn(
@@ -161,7 +161,7 @@ void RedisStateBackend::ban(state::Ban ban, Done done) {
 void RedisStateBackend::unban(core::IpAddress ip, Done done) {
   if (!done) done = [](std::error_code) {};
   {
-    std::lock_guard lock(lifecycle_mutex_);
+    std::shared_lock lock(lifecycle_mutex_);
     if (accepting_) {
       asio::co_spawn(impl_->io, impl_->erase_ban(ip, std::move(done)), asio::detached);
       return;

@@ -57,6 +57,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -196,7 +197,9 @@ class RedisStateBackend final : public state::Backend {
   state::MirrorRooms rooms_{mirror_};  // writes adding a key, until they land or fail
   std::atomic<bool> available_{false};
   std::unique_ptr<Impl> impl_;
-  mutable std::mutex lifecycle_mutex_;  // orders start/stop against work handed to the thread
+  // Orders start/stop (exclusive) against work handed to the thread (shared: the request path's
+  // limit decisions on several workers never wait for one another).
+  mutable std::shared_mutex lifecycle_mutex_;
   bool accepting_ = false;
   bool started_ = false;
   std::thread thread_;
