@@ -42,7 +42,7 @@ class RouteMetrics {
  private:
   friend class Metrics;
   // Threads share cells round-robin beyond this many (the counts stay exact: atomic adds).
-  static constexpr std::size_t kCells = 8;
+  static constexpr std::size_t kCells = CellCounter::kCells;
   struct alignas(64) Cell {
     std::array<std::atomic<std::uint64_t>, kStatusClasses> by_status_class{};
     std::array<std::atomic<std::uint64_t>, kLatencyBuckets> duration{};
