@@ -78,20 +78,26 @@ bool LeaseTable::take(std::string_view key, std::int64_t now_us, Taken* taken,
   return true;
 }
 
+void LeaseTable::renew(Entry& entry, std::int64_t tokens, std::int64_t used, std::int64_t remaining,
+                       const LeaseTerms& terms, std::int64_t now_us) {
+  entry.asking = 0;
+  entry.tokens = tokens;
+  entry.expires_us = now_us + terms.lifetime_us;
+  entry.lease_size = std::max<std::int64_t>(1, tokens + used);
+  entry.used = used;
+  entry.remaining = remaining;
+  entry.forget_after_us = now_us + kForgetLifetimes * terms.lifetime_us;
+}
+
 void LeaseTable::refilled(std::string_view key, std::int64_t granted, std::int64_t remaining,
                           const LeaseTerms& terms, std::int64_t now_us) {
   Shard& shard = shard_of(key);
   std::lock_guard lock(shard.mutex);
   Entry* entry = find_or_add(shard, key, now_us);
   if (!entry) return;
-  entry->asking = 0;
-  if (now_us >= entry->expires_us) entry->tokens = 0;  // what was left has expired meanwhile
-  entry->tokens += std::max<std::int64_t>(0, granted);
-  entry->expires_us = now_us + terms.lifetime_us;
-  entry->lease_size = std::max<std::int64_t>(1, entry->tokens);
-  entry->used = 0;
-  entry->remaining = remaining;
-  entry->forget_after_us = now_us + kForgetLifetimes * terms.lifetime_us;
+  // What was left joins the refill, unless it has expired meanwhile.
+  const std::int64_t left = now_us >= entry->expires_us ? 0 : entry->tokens;
+  renew(*entry, left + std::max<std::int64_t>(0, granted), 0, remaining, terms, now_us);
 }
 
 void LeaseTable::give_back(std::string_view key, std::int64_t now_us) {
@@ -139,13 +145,7 @@ void LeaseTable::granted(std::string_view key, std::int64_t granted, std::int64_
   std::lock_guard lock(shard.mutex);
   Entry* entry = find_or_add(shard, key, now_us);
   if (!entry) return;  // no room: the tokens are lost, which is only stricter
-  entry->asking = 0;
-  entry->tokens = std::max<std::int64_t>(0, granted - 1);
-  entry->expires_us = now_us + terms.lifetime_us;
-  entry->lease_size = std::max<std::int64_t>(1, granted);
-  entry->used = 1;
-  entry->remaining = remaining;
-  entry->forget_after_us = now_us + kForgetLifetimes * terms.lifetime_us;
+  renew(*entry, std::max<std::int64_t>(0, granted - 1), 1, remaining, terms, now_us);
 }
 
 void LeaseTable::abandoned(std::string_view key) {

@@ -116,6 +116,10 @@ class LeaseTable {
   Shard& shard_of(std::string_view key);
   // The key's entry, added when there is room (null when there is none).
   Entry* find_or_add(Shard& shard, std::string_view key, std::int64_t now_us);
+  // The fleet answered an ask: a new lease from now on, holding `tokens`, of which `used`
+  // more were spent already (the asking request's).
+  static void renew(Entry& entry, std::int64_t tokens, std::int64_t used, std::int64_t remaining,
+                    const LeaseTerms& terms, std::int64_t now_us);
 
   std::vector<std::unique_ptr<Shard>> shards_;
   std::size_t per_shard_ = 0;
