@@ -38,8 +38,10 @@ def open_files_limits(pid):
     raise AssertionError("no Max open files line")
 
 
-def warnings(gw):
-    return [e["message"] for e in gw.stderr_events() if e.get("event") == "warning"]
+def fd_warnings(gw):
+    """The gateway's warnings about its file descriptor limit."""
+    return [e["message"] for e in gw.stderr_events()
+            if e.get("event") == "warning" and "RLIMIT_NOFILE" in e["message"]]
 
 
 def policy(certs, upstream, max_connections):
@@ -52,7 +54,7 @@ def test_too_low_a_limit_is_named_with_what_is_needed(tmp_path, certs, upstream)
     gw = harness.Gateway(policy(certs, upstream, 10000), binary=limited_binary(tmp_path, 256, 256))
     try:
         assert open_files_limits(gw.process.pid) == (256, 256)
-        [warning] = [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+        [warning] = fd_warnings(gw)
         # 2 x 10000 + 1 worker x (1 listener + admin + 4) + 64
         assert "is 256," in warning and "20070" in warning, warning
         assert "max_connections 10000" in warning
@@ -65,7 +67,7 @@ def test_soft_limit_is_raised_to_the_hard_limit(tmp_path, certs, upstream):
     gw = harness.Gateway(policy(certs, upstream, 1000), binary=limited_binary(tmp_path, 256, 4096))
     try:
         assert open_files_limits(gw.process.pid) == (4096, 4096)
-        assert not [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+        assert not fd_warnings(gw)
     finally:
         gw.stop()
 
@@ -87,7 +89,7 @@ def test_a_privileged_gateway_raises_its_hard_limit_to_what_it_needs(tmp_path, c
     try:
         # 2 x 10000 + 1 worker x (1 listener + admin + 4) + 64
         assert open_files_limits(gw.process.pid) == (20070, 20070)
-        assert not [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+        assert not fd_warnings(gw)
     finally:
         gw.stop()
 
@@ -96,7 +98,7 @@ def test_raised_soft_limit_still_short_names_the_hard_limit(tmp_path, certs, ups
     gw = harness.Gateway(policy(certs, upstream, 10000), binary=limited_binary(tmp_path, 256, 1024))
     try:
         assert open_files_limits(gw.process.pid) == (1024, 1024)
-        [warning] = [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+        [warning] = fd_warnings(gw)
         assert "is 1024," in warning and "20070" in warning, warning
     finally:
         gw.stop()
@@ -105,11 +107,11 @@ def test_raised_soft_limit_still_short_names_the_hard_limit(tmp_path, certs, ups
 def test_a_reload_that_raises_max_connections_past_the_limit_warns(tmp_path, certs, upstream):
     gw = harness.Gateway(policy(certs, upstream, 1000), binary=limited_binary(tmp_path, 4096, 4096))
     try:
-        assert not [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+        assert not fd_warnings(gw)
         gw.reload(policy(certs, upstream, 10000))
-        harness.wait_until(lambda: [w for w in warnings(gw) if "RLIMIT_NOFILE" in w],
+        harness.wait_until(lambda: fd_warnings(gw),
                            message="no descriptor warning after the reload")
-        [warning] = [w for w in warnings(gw) if "RLIMIT_NOFILE" in w]
+        [warning] = fd_warnings(gw)
         assert "is 4096," in warning and "20070" in warning, warning
         assert gw.process.poll() is None
     finally:

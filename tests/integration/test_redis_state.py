@@ -131,9 +131,20 @@ def fleet_policy(certs, core, jwt_keys, workdir, url, **state):
     return policy
 
 
-def start_gateway(certs, core, jwt_keys, url, **state):
+def start_gateway(certs, core, jwt_keys, url, configure=None, **state):
+    """A gateway of the fleet; `configure(policy)` may change its policy first."""
     workdir = tempfile.mkdtemp(prefix="portcullis-fleet-")
-    return Gateway(fleet_policy(certs, core, jwt_keys, workdir, url, **state), workdir=workdir)
+    policy = fleet_policy(certs, core, jwt_keys, workdir, url, **state)
+    if configure:
+        configure(policy)
+    return Gateway(policy, workdir=workdir)
+
+
+def evalsha_calls(redis):
+    stats = redis.cli("INFO", "commandstats")
+    if "cmdstat_evalsha" not in stats:
+        return 0
+    return int(stats.split("cmdstat_evalsha:calls=")[1].split(",")[0])
 
 
 def admin(gateway, method, path, body=None):
@@ -344,19 +355,19 @@ def test_start_warns_when_redis_keeps_no_aof(certs, core, jwt_keys):
 
 def test_two_gateways_share_one_rate_limit(certs, core, jwt_keys, redis):
     url = f"redis://127.0.0.1:{redis.port}/0"
+
+    def shared_limit(policy):
+        policy["rate_limits"] = {"shared_ip": {"key": "client_ip", "rate": 1, "per": "1m",
+                                               "burst": 4}}
+        policy["routes"][0]["rate_limit"] = ["shared_ip"]
+
     gateways = []
     try:
         for _ in range(2):
-            workdir = tempfile.mkdtemp(prefix="portcullis-fleet-")
-            policy = fleet_policy(certs, core, jwt_keys, workdir, url)
-            policy["rate_limits"] = {"shared_ip": {"key": "client_ip", "rate": 1, "per": "1m",
-                                                   "burst": 4}}
-            policy["routes"][0]["rate_limit"] = ["shared_ip"]
-            gateways.append(Gateway(policy, workdir=workdir))
+            gateways.append(start_gateway(certs, core, jwt_keys, url, configure=shared_limit))
         a, b = gateways
         wait_until(lambda: ready(a) and ready(b), message="both gateways follow the Redis")
-        before = int(redis.cli("INFO", "commandstats").split("cmdstat_evalsha:calls=")[1]
-                     .split(",")[0]) if "cmdstat_evalsha" in redis.cli("INFO", "commandstats") else 0
+        before = evalsha_calls(redis)
         statuses = [request(gw.tls_port, "GET", "/public/shared").status
                     for gw in (a, b, a, b, a, b)]
         # One budget of 4 for the fleet, not 4 per gateway.
@@ -365,8 +376,7 @@ def test_two_gateways_share_one_rate_limit(certs, core, jwt_keys, redis):
         assert_gateway_error(refused, 429, "too_many_requests")
         assert refused.header("RateLimit-Limit") == "4"
         assert 1 <= int(refused.header("Retry-After")) <= 60
-        stats = redis.cli("INFO", "commandstats")
-        after = int(stats.split("cmdstat_evalsha:calls=")[1].split(",")[0])
+        after = evalsha_calls(redis)
         # Six decisions, plus the first EVALSHA that found no script loaded (NOSCRIPT); the
         # seventh request, from a client B already saw refused, cost no Redis call.
         assert after - before <= 7, (before, after)
@@ -387,33 +397,28 @@ def metric_value(gateway, name):
     return None
 
 
-def evalsha_calls(redis):
-    stats = redis.cli("INFO", "commandstats")
-    if "cmdstat_evalsha" not in stats:
-        return 0
-    return int(stats.split("cmdstat_evalsha:calls=")[1].split(",")[0])
-
-
 def test_leases_live_instances_and_fail_open_at_the_fleets_share(certs, core, jwt_keys, redis):
     url = f"redis://127.0.0.1:{redis.port}/0"
+
+    def hot_and_slow_limits(policy):
+        policy["rate_limits"] = {
+            # 1000/s, burst 400: leased in slices of up to 50.
+            "hot_ip": {"key": "client_ip", "rate": 1000, "per": "1s", "burst": 400},
+            # 10 per minute, burst 8: never leased; halved while Redis is down.
+            "slow_ip": {"key": "client_ip", "rate": 10, "per": "1m", "burst": 8},
+        }
+        policy["routes"] = [
+            {"name": "hot", "match": {"path_prefix": "/hot"}, "upstream": "core",
+             "rate_limit": ["hot_ip"]},
+            {"name": "slow", "match": {"path_prefix": "/slow"}, "upstream": "core",
+             "rate_limit": ["slow_ip"]},
+        ]
+
     gateways = []
     try:
         for _ in range(2):
-            workdir = tempfile.mkdtemp(prefix="portcullis-fleet-")
-            policy = fleet_policy(certs, core, jwt_keys, workdir, url, on_unavailable="fail_open")
-            policy["rate_limits"] = {
-                # 1000/s, burst 400: leased in slices of up to 50.
-                "hot_ip": {"key": "client_ip", "rate": 1000, "per": "1s", "burst": 400},
-                # 10 per minute, burst 8: never leased; halved while Redis is down.
-                "slow_ip": {"key": "client_ip", "rate": 10, "per": "1m", "burst": 8},
-            }
-            policy["routes"] = [
-                {"name": "hot", "match": {"path_prefix": "/hot"}, "upstream": "core",
-                 "rate_limit": ["hot_ip"]},
-                {"name": "slow", "match": {"path_prefix": "/slow"}, "upstream": "core",
-                 "rate_limit": ["slow_ip"]},
-            ]
-            gateways.append(Gateway(policy, workdir=workdir))
+            gateways.append(start_gateway(certs, core, jwt_keys, url, configure=hot_and_slow_limits,
+                                          on_unavailable="fail_open"))
         a, b = gateways
         wait_until(lambda: ready(a) and ready(b), message="both gateways follow the Redis")
         # Each instance announces itself every 2 s: both count two.
